@@ -1,0 +1,1 @@
+"""The contract harness (check any server or client against openapi.yaml). Built in a later issue."""

@@ -1,0 +1,150 @@
+"""The aiohttp application: routes bound from the specs by operationId, one middleware for rate-limit
+headers and error conversion, and the per-operation endpoint that authenticates, validates and calls
+the handler. Every answer is JSON; nothing but an injected fault is ever a 5xx.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mock_server import control, handlers
+from mock_server.context import Ctx
+from mock_server.errors import ApiError, json_response
+from mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
+from mock_server.state import STATE, MockState, ServerConfig
+from simulators.world import Conflict, Invalid, NotFound
+
+log = logging.getLogger("avala_mock")
+API_KEY_HEADER = "X-Avala-Api-Key"
+JSON_TYPES = ("application/json",)
+
+
+SPEC = web.AppKey("spec", Spec)
+
+
+def create_app(config: ServerConfig | None = None) -> web.Application:
+    config = config or ServerConfig()
+    state = MockState(config)
+    spec = Spec(config.spec_path or default_spec_path())
+    control_spec = Spec(CONTROL_SPEC)
+    app = web.Application(middlewares=[_middleware(state)], client_max_size=8 * 1024 * 1024)
+    app[STATE] = state
+    app[SPEC] = spec
+    found = handlers.collect(spec)
+    for op in spec.routes():
+        app.router.add_route(op.method, spec.base_path + op.path, _endpoint(op, found.get(op.operation_id), state))
+    control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
+    for op in control_spec.routes():
+        app.router.add_route(op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
+    app.router.add_get("/openapi.yaml", _serve_text(spec.text))
+    app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
+    return app
+
+
+def _serve_text(text: str) -> Callable:
+    body = text.encode()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/yaml")
+
+    return serve
+
+
+def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
+    is_async = fn is not None and inspect.iscoroutinefunction(fn)
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        world = state.world
+        store = user = None
+        if op.secured:
+            key = request.headers.get(API_KEY_HEADER)
+            if not key:
+                raise ApiError(401, "Authentication credentials were not provided.")
+            found = world.resolve_key(key)
+            if found is None:
+                raise ApiError(401, "Invalid API key.")
+            store, user = found
+        if fn is None:
+            raise not_implemented(op)
+        query = op.parse_query(request.query)
+        body = await _read_body(request, op) if op.body else None
+        ctx = Ctx(request, world, store, user, dict(request.match_info), query, body)  # type: ignore[arg-type]
+        result = fn(ctx)
+        if is_async:
+            result = await result
+        if isinstance(result, web.StreamResponse):
+            return result
+        if op.success_status == 204:
+            return web.Response(status=204)
+        return json_response(result, op.success_status)
+
+    endpoint.__name__ = op.operation_id
+    return endpoint
+
+
+async def _read_body(request: web.Request, op: Operation) -> Any:
+    raw = await request.read() if request.body_exists else b""
+    if not raw.strip():
+        if op.body == "required":
+            raise ApiError(400, "A JSON request body is required.", errors={"(body)": ["This field is required."]})
+        return None
+    ctype = request.content_type
+    if ctype not in JSON_TYPES and not ctype.endswith("+json"):
+        raise ApiError(415, f'Unsupported media type "{ctype}" in request; send application/json.')
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"JSON parse error - {exc}", errors={"(body)": ["Malformed JSON."]}) from None
+    op.check_body(body)
+    return body
+
+
+def _middleware(state: MockState) -> Callable:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.path.startswith("/_mock/"):
+            return await _guarded(request, handler)
+        verdict = state.limiter.take(request.headers.get(API_KEY_HEADER) or f"ip:{request.remote}")
+        if verdict.allowed:
+            response = await _guarded(request, handler)
+        else:
+            detail = f"Request was throttled. Expected available in {verdict.retry_after} seconds."
+            response = ApiError(429, detail, headers={"Retry-After": str(verdict.retry_after)}).response()
+        response.headers.update(verdict.headers())
+        return response
+
+    return middleware
+
+
+async def _guarded(request: web.Request, handler: Callable) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except NotFound as exc:
+        return json_response({"detail": str(exc)}, 404)
+    except Conflict as exc:
+        return json_response({"detail": str(exc)}, 409)
+    except Invalid as exc:
+        body: dict[str, Any] = {"detail": str(exc)}
+        if exc.field:
+            body["errors"] = {exc.field: [str(exc)]}
+        return json_response(body, 400)
+    except web.HTTPMethodNotAllowed as exc:
+        allow = ", ".join(sorted(exc.allowed_methods))
+        return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {"Allow": allow})
+    except web.HTTPNotFound:
+        return json_response({"detail": f"Not found: {request.path}"}, 404)
+    except web.HTTPRequestEntityTooLarge:
+        return json_response({"detail": "Request body too large."}, 413)
+    except web.HTTPException as exc:
+        return json_response({"detail": exc.reason}, exc.status)
+    except Exception:  # a bug in the mock: still JSON, and logged without request headers
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_response({"detail": "Internal error in avala-mock (this is a bug; see the server log)."}, 500)

@@ -1,0 +1,86 @@
+"""``avala-mock`` command line: ``serve`` starts the mock on a port and prints how to reach it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+
+import click
+from aiohttp import web
+from rich.console import Console
+
+from fixtures.world import DEFAULT_API_KEY, WorldDefinitionError
+from mock_server.app import create_app
+from mock_server.state import STATE, ServerConfig
+from simulators.clock import Clock, ClockError
+
+console = Console(stderr=False, highlight=False, width=200, soft_wrap=True)
+
+
+@click.group()
+@click.version_option(package_name="avala-mock")
+def main() -> None:
+    """avala-mock: an offline, stateful simulator of the Avala API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any free port).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for ids, the world, model outputs and latencies.")
+@click.option("--time-scale", default="1.0", show_default=True, metavar="FLOAT|instant",
+              help="Virtual seconds per wall second, or 'instant' (simulated work takes no time).")
+@click.option("--manual-clock", is_flag=True, help="Time moves only through POST /_mock/clock/advance/.")
+@click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="API key of the first organisation.")
+@click.option("--world", "world_file", type=click.Path(exists=True, dir_okay=False), help="World definition YAML.")
+@click.option("--rate-limit", default=6000, show_default=True, type=click.IntRange(1), help="Requests per minute per key.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Server log level.")
+def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, api_key: str,
+          world_file: str | None, rate_limit: int, log_level: str) -> None:
+    """Serve the Avala API on HOST:PORT from the default (or given) world."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        Clock.from_cli(time_scale, manual_clock)
+        config = ServerConfig(seed=seed, time_scale=time_scale, manual_clock=manual_clock, api_key=api_key,
+                              world_file=world_file, rate_limit=rate_limit)
+        app = create_app(config)
+    except (ClockError, WorldDefinitionError) as exc:
+        raise click.UsageError(str(exc)) from None
+    asyncio.run(_serve(app, host, port, started))
+
+
+async def _serve(app: web.Application, host: str, port: int, started: float) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        console.print(f"[red]cannot bind {host}:{port}: {exc.strerror}[/red]")
+        await runner.cleanup()
+        sys.exit(2)
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state = app[STATE]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    base = f"http://{shown}:{bound}/api/v1"
+    console.print(f"avala-mock ready in {time.perf_counter() - started:.2f}s")
+    console.print(f"  AVALA_BASE_URL={base}")
+    console.print("  AVALA_ALLOW_INSECURE_BASE_URL=true")
+    console.print(f"  AVALA_API_KEY={state.config.api_key or DEFAULT_API_KEY}")
+    console.print(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
+    console.print(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Load an OpenAPI document and compile, once, what the request path needs per operation: its route,
+its query and body validators (jsonschema-rs, refs resolved through one registry), its success status.
+
+Both openapi.yaml (Avala) and control.yaml (the mock's own API) go through this module; there is no
+second route table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jsonschema_rs
+import yaml
+
+from mock_server.errors import ApiError, validation_error
+
+METHODS = ("get", "put", "post", "patch", "delete")
+_SPEC_CANDIDATES = (
+    Path(__file__).resolve().parent.parent / "openapi.yaml",
+    Path(sys.prefix) / "share" / "avala-mock" / "openapi.yaml",
+)
+CONTROL_SPEC = Path(__file__).resolve().parent / "control.yaml"
+
+
+def default_spec_path() -> Path:
+    """openapi.yaml of the checkout (editable install) or the installed copy; AVALA_MOCK_SPEC overrides."""
+    env = os.environ.get("AVALA_MOCK_SPEC")
+    if env:
+        return Path(env)
+    for candidate in _SPEC_CANDIDATES:
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("openapi.yaml not found; set AVALA_MOCK_SPEC")
+
+
+@dataclass
+class QueryParam:
+    name: str
+    kind: str  # integer | number | boolean | string | array
+    required: bool
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    tag: str
+    secured: bool
+    success_status: int
+    query: list[QueryParam] = field(default_factory=list)
+    query_validator: Any = None
+    body: str | None = None  # None (no request body) | "required" | "optional"
+    body_validator: Any = None
+
+    def parse_query(self, raw: Any) -> dict[str, Any]:
+        """Coerce the declared query parameters from strings and validate them; unknown ones are ignored."""
+        if not self.query:
+            return {}
+        values: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        for p in self.query:
+            if p.name not in raw:
+                continue
+            try:
+                values[p.name] = _coerce(p.kind, raw.getall(p.name) if p.kind == "array" else raw[p.name])
+            except ValueError as exc:
+                errors[p.name] = [str(exc)]
+        if not errors and self.query_validator is not None:
+            errors = collect_errors(self.query_validator, values)
+        if errors:
+            raise validation_error(errors, "query parameters")
+        return values
+
+    def check_body(self, body: Any) -> None:
+        if self.body_validator is not None:
+            errors = collect_errors(self.body_validator, body)
+            if errors:
+                raise validation_error(errors, "request body")
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if kind == "integer":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an integer") from None
+    if kind == "number":
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+    if kind == "boolean":
+        lowered = value.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise ValueError(f"{value!r} is not a boolean (true/false)")
+    return value
+
+
+def collect_errors(validator: Any, instance: Any) -> dict[str, list[str]]:
+    """Validation errors keyed by the dotted field they concern (``(body)`` for the whole document)."""
+    errors: dict[str, list[str]] = {}
+    for err in validator.iter_errors(instance):
+        base = ".".join(str(p) for p in err.instance_path)
+        kind = err.kind.as_dict()
+        names = [kind["property"]] if "property" in kind else kind.get("unexpected") or [None]
+        for name in names:
+            key = ".".join(x for x in (base, name) if x) or "(body)"
+            errors.setdefault(key, []).append(err.message)
+    return errors
+
+
+class Spec:
+    """A parsed OpenAPI document with one compiled ``Operation`` per operationId."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.text = self.path.read_text()
+        self.doc: dict[str, Any] = yaml.safe_load(self.text)
+        self.base_path = (self.doc.get("servers") or [{"url": ""}])[0]["url"].rstrip("/")
+        urn = f"urn:avala-mock:{self.path.name}"
+        registry = jsonschema_rs.Registry([(urn, self.doc)])
+        global_security = self.doc.get("security", [])
+        self.operations: dict[str, Operation] = {}
+        for path, item in self.doc.get("paths", {}).items():
+            shared = item.get("parameters", [])
+            for method in METHODS:
+                if method not in item:
+                    continue
+                op = item[method]
+                params = [self.deref(p) for p in shared + op.get("parameters", [])]
+                operation = Operation(
+                    operation_id=op["operationId"],
+                    method=method.upper(),
+                    path=path,
+                    tag=(op.get("tags") or ["default"])[0],
+                    secured=bool(op.get("security", global_security)),
+                    success_status=min(int(c) for c in op["responses"] if c.isdigit() and c.startswith("2")),
+                )
+                self._compile_query(operation, params, registry)
+                self._compile_body(operation, op.get("requestBody"), path, method, urn, registry)
+                if operation.operation_id in self.operations:
+                    raise ValueError(f"duplicate operationId {operation.operation_id}")
+                self.operations[operation.operation_id] = operation
+
+    def deref(self, node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            target: Any = self.doc
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            node = target
+        return node
+
+    def _compile_query(self, operation: Operation, params: list[dict], registry: Any) -> None:
+        query = [p for p in params if p.get("in") == "query"]
+        if not query:
+            return
+        props, required = {}, []
+        for p in query:
+            schema = self.deref(p.get("schema", {}))
+            kind = schema.get("type", "string")
+            kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
+            operation.query.append(QueryParam(p["name"], kind, bool(p.get("required"))))
+            props[p["name"]] = p.get("schema", {})
+            if p.get("required"):
+                required.append(p["name"])
+        schema = {"type": "object", "properties": props, "required": required}
+        operation.query_validator = jsonschema_rs.validator_for(_rebase(schema, registry_urn(self)), registry=registry)
+
+    def _compile_body(self, operation: Operation, body: dict | None, path: str, method: str, urn: str, registry: Any) -> None:
+        if not body:
+            return
+        body = self.deref(body)
+        operation.body = "required" if body.get("required") else "optional"
+        if "application/json" in body.get("content", {}):
+            escaped = quote(path.replace("~", "~0").replace("/", "~1"), safe="~")
+            pointer = "/".join(["paths", escaped, method, "requestBody", "content", "application~1json", "schema"])
+            operation.body_validator = jsonschema_rs.validator_for({"$ref": f"{urn}#/{pointer}"}, registry=registry)
+
+    def routes(self) -> list[Operation]:
+        """Operations in registration order: at each segment, literals before placeholders (§1.3)."""
+
+        def key(op: Operation) -> tuple:
+            return tuple((seg.startswith("{"), seg) for seg in op.path.strip("/").split("/")), op.method
+
+        return sorted(self.operations.values(), key=key)
+
+
+def registry_urn(spec: Spec) -> str:
+    return f"urn:avala-mock:{spec.path.name}"
+
+
+def _rebase(schema: Any, urn: str) -> Any:
+    """Point local ``#/...`` refs of an inline schema at the registered document."""
+    if isinstance(schema, dict):
+        return {k: (f"{urn}{v}" if k == "$ref" and v.startswith("#") else _rebase(v, urn)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebase(v, urn) for v in schema]
+    return schema
+
+
+def not_implemented(operation: Operation) -> ApiError:
+    return ApiError(501, f"Operation {operation.operation_id} is not implemented by avala-mock yet.", operation_id=operation.operation_id)

@@ -1,0 +1,297 @@
+"""The auto-label job engine (seeds 000-003, design.md "The auto-label job").
+
+A job's whole outcome is sampled when it is created: which items it takes, each item's inference
+latency, failure and detections. Its state at any instant is then a function of the clock: items
+processed by time t = ``searchsorted(done_at, t)``; counters are prefix sums. No task or timer runs per
+item, so polling is O(log n) and a hundred 5,000-item jobs cost arithmetic, not scheduling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulators.model import MODEL_ALIASES, ModelProfile, Predictions, run_inference
+from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Invalid, OrgStore, Project, World
+
+MAX_ITEMS_PER_JOB = 5000
+TERMINAL = ("completed", "failed", "cancelled")
+SUCCESS, FAILED, SKIPPED = 0, 1, 2
+HIST_EDGES = np.linspace(0.0, 1.0, 11)
+
+
+@dataclass
+class JobState:
+    """What a job looks like at one instant."""
+
+    status: str
+    total_items: int
+    processed_items: int
+    successful_items: int
+    failed_items: int
+    skipped_items: int
+    progress_pct: float
+    started_at: float | None
+    completed_at: float | None
+    error_message: str | None
+
+
+class AutoLabelJob:
+    """One job, fully sampled up front; ``state(t)`` derives everything else."""
+
+    def __init__(
+        self,
+        *,
+        uid: str,
+        seq: int,
+        project: Project,
+        model_type: str,
+        profile: ModelProfile,
+        threshold: float,
+        labels: list[str],
+        dry_run: bool,
+        created_at: float,
+        start_at: float,
+        rows: np.ndarray,
+        preds: Predictions,
+        done_at: np.ndarray,
+        fail_index: int | None,
+        bot_uid: str,
+    ) -> None:
+        self.uid, self.seq, self.project = uid, seq, project
+        self.model_type, self.profile = model_type, profile
+        self.threshold, self.labels, self.dry_run = threshold, labels, dry_run
+        self.created_at, self.start_at = created_at, start_at
+        self.rows, self.preds, self.done_at = rows, preds, done_at
+        self.bot_uid = bot_uid
+        n = len(rows)
+        self.pred_item = np.repeat(np.arange(n), np.diff(preds.offsets))
+        self.above = preds.confidences >= threshold
+        n_above = np.bincount(self.pred_item[self.above], minlength=n)
+        self.outcome = np.where(preds.item_failed, FAILED, np.where(n_above > 0, SUCCESS, SKIPPED)).astype(np.int8)
+        self.cum = np.zeros((n + 1, 3), dtype=np.int64)
+        if n:
+            np.cumsum(np.eye(3, dtype=np.int64)[self.outcome], axis=0, out=self.cum[1:])
+        # Items processed before the job ends: all of them, unless the endpoint dies part-way.
+        self.n_effective = n if fail_index is None else fail_index
+        if fail_index is None:
+            self.end_at = float(done_at[-1]) if n else start_at
+            self.error_message = None
+        else:
+            self.end_at = float(done_at[fail_index - 1]) if fail_index else start_at
+            self.error_message = (
+                f"Inference endpoint for model '{profile.name}' stopped responding "
+                f"(ModelError: 503 Service Unavailable) after {fail_index} of {n} items."
+            )
+        self.cancelled_at: float | None = None
+        self.settled = 0  # rows whose drafts are written to the project
+        self._summary_cache: tuple[int, dict] | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    def processed_at(self, t: float) -> int:
+        if t < self.start_at:
+            return 0
+        return int(np.searchsorted(self.done_at[: self.n_effective], t, side="right"))
+
+    def state(self, now: float) -> JobState:
+        t = now if self.cancelled_at is None else min(now, self.cancelled_at)
+        cancelled = self.cancelled_at is not None and self.cancelled_at <= now
+        if t < self.start_at:
+            status = "cancelled" if cancelled else "pending"
+            return JobState(status, 0, 0, 0, 0, 0, 0.0, None, self.cancelled_at if cancelled else None, None)
+        k = self.processed_at(t)
+        s, f, sk = (int(x) for x in self.cum[k])
+        if t >= self.end_at:
+            status, completed_at = ("completed", self.end_at) if self.error_message is None else ("failed", self.end_at)
+        elif cancelled:
+            status, completed_at = "cancelled", self.cancelled_at
+        else:
+            status, completed_at = "running", None
+        n = self.total
+        pct = round(100.0 * k / n, 2) if n else (100.0 if status == "completed" else 0.0)
+        error = self.error_message if status == "failed" else None
+        return JobState(status, n, k, s, f, sk, pct, self.start_at, completed_at, error)
+
+    def is_active(self, now: float) -> bool:
+        return self.state(now).status in ("pending", "running")
+
+    def settle(self, now: float) -> None:
+        """Write the drafts of items processed by ``now`` into the project (idempotent, incremental)."""
+        t = now if self.cancelled_at is None else min(now, self.cancelled_at)
+        k = self.processed_at(t)
+        if k <= self.settled:
+            return
+        if not self.dry_run:
+            window = slice(self.settled, k)
+            ok = self.outcome[window] == SUCCESS
+            rows = self.rows[window][ok]
+            self.project.result_state[rows] = DRAFT_RESULT
+            self.project.result_job[rows] = self.seq
+        self.settled = k
+
+    def summary(self, k: int) -> dict[str, Any] | None:
+        """Result breakdown of the first ``k`` processed items, cached per ``k``."""
+        if k == 0 and self.total == 0:
+            return None
+        cached = self._summary_cache
+        if cached is not None and cached[0] == k:
+            return cached[1]
+        p = int(self.preds.offsets[k])
+        item_outcome = self.outcome[self.pred_item[:p]]
+        not_failed = item_outcome != FAILED
+        accepted = self.above[:p] & (item_outcome == SUCCESS)
+        names = self.project.dataset.labels
+        per_label = np.bincount(self.preds.labels[:p][accepted], minlength=len(names))
+        hist, _ = np.histogram(self.preds.confidences[:p][not_failed], bins=HIST_EDGES)
+        detections = int(accepted.sum())
+        summary: dict[str, Any] = {
+            "detections": detections,
+            "drafts_created": 0 if self.dry_run else int(self.cum[k][SUCCESS]),
+            "by_label": [{"label": names[i], "count": int(c)} for i, c in enumerate(per_label) if c],
+            "confidence_histogram": {"bin_edges": [round(x, 2) for x in HIST_EDGES.tolist()], "counts": hist.tolist()},
+            "evaluation": None,
+        }
+        if self.dry_run:
+            tp = int((accepted & self.preds.is_true_positive[:p]).sum())
+            fp = detections - tp
+            gt = int(self.preds.gt_counts[:k][self.outcome[:k] != FAILED].sum())
+            summary["evaluation"] = {
+                "threshold": self.threshold,
+                "precision": round(tp / detections, 4) if detections else 1.0,
+                "recall": round(tp / gt, 4) if gt else 1.0,
+                "true_positives": tp,
+                "false_positives": fp,
+                "false_negatives": gt - tp,
+            }
+        self._summary_cache = (k, summary)
+        return summary
+
+    def item_predictions(self, row_pos: int) -> list[dict]:
+        """The accepted predictions for the job's ``row_pos``-th item (what its draft holds)."""
+        a, b = int(self.preds.offsets[row_pos]), int(self.preds.offsets[row_pos + 1])
+        names = self.project.dataset.labels
+        out = []
+        for j in range(a, b):
+            if not self.above[j]:
+                continue
+            x, y, w, h = (round(float(v), 1) for v in self.preds.boxes[j])
+            obj: dict[str, Any] = {"label": names[int(self.preds.labels[j])], "confidence": float(self.preds.confidences[j])}
+            if self.profile.geometry == "box":
+                obj["type"] = "bounding_box"
+                obj["bbox"] = {"x": x, "y": y, "width": w, "height": h}
+            else:
+                obj["type"] = "polygon"
+                obj["points"] = _octagon(x, y, w, h)
+            out.append(obj)
+        return out
+
+
+def _octagon(x: float, y: float, w: float, h: float) -> list[list[float]]:
+    """A segmentation outline inside the box (SAM gives polygons, not boxes)."""
+    cx, cy = x + w / 2, y + h / 2
+    angles = np.linspace(0, 2 * np.pi, 9)[:-1]
+    return [[round(cx + w / 2 * float(np.cos(a)), 1), round(cy + h / 2 * float(np.sin(a)), 1)] for a in angles]
+
+
+def resolve_model(world: World, model_type: str) -> ModelProfile:
+    family = MODEL_ALIASES.get(model_type)
+    if family is None:
+        known = ", ".join(sorted(MODEL_ALIASES))
+        raise Invalid(f"Unknown model_type {model_type!r}; expected one of: {known}.", field="model_type")
+    return world.models[family]
+
+
+def active_job(project: Project, now: float) -> AutoLabelJob | None:
+    job = project.active_job
+    return job if job is not None and job.is_active(now) else None
+
+
+def settle_project(project: Project, now: float) -> None:
+    """Bring the project's results up to ``now`` (drafts of its latest job)."""
+    if project.active_job is not None:
+        project.active_job.settle(now)
+
+
+def create_job(
+    world: World,
+    store: OrgStore,
+    project: Project,
+    *,
+    model_type: str = "yolo",
+    confidence_threshold: float = 0.5,
+    labels: list[str] | None = None,
+    dry_run: bool = False,
+) -> AutoLabelJob:
+    """Apply the create rules (one active job per project, 5,000 items, unlabeled only) and sample."""
+    profile = resolve_model(world, model_type)
+    labels = list(labels or [])
+    unknown = [name for name in labels if name not in project.labels]
+    if unknown:
+        raise Invalid(
+            f"Labels not in the project's taxonomy: {', '.join(unknown)}. Known labels: {', '.join(project.labels)}.",
+            field="labels",
+        )
+    with store.lock:
+        now = world.clock.now()
+        running = active_job(project, now)
+        if running is not None:
+            raise Conflict(f"Project {project.uid} already has an auto-label job in progress ({running.uid}).")
+        settle_project(project, now)
+        rows = np.flatnonzero(project.result_state == NO_RESULT)[:MAX_ITEMS_PER_JOB]
+        seq = store.next_seq()
+        rng = np.random.default_rng([world.seed, seq, len(store.jobs)])
+        gt = project.dataset.gt.take(project.rows[rows])
+        mask = project.label_mask(labels)
+        preds = run_inference(profile, gt, len(project.dataset.labels), mask, rng, project.dataset.image_size)
+        scale = world.clock.work_scale
+        start_at = now + profile.startup_s * scale
+        done_at = start_at + np.cumsum(preds.latency_s) * scale
+        fail_index = None
+        if len(rows) and rng.random() < profile.job_failure_rate:
+            fail_index = int(rng.integers(0, len(rows)))
+        job = AutoLabelJob(
+            uid=world.ids.uid(),
+            seq=seq,
+            project=project,
+            model_type=model_type,
+            profile=profile,
+            threshold=float(confidence_threshold),
+            labels=labels,
+            dry_run=bool(dry_run),
+            created_at=now,
+            start_at=start_at,
+            rows=rows,
+            preds=preds,
+            done_at=done_at,
+            fail_index=fail_index,
+            bot_uid=store.bot.uid,
+        )
+        store.jobs[job.uid] = job
+        store.jobs_by_seq[job.seq] = job
+        project.active_job = job
+        return job
+
+
+def cancel_job(world: World, store: OrgStore, job: AutoLabelJob) -> None:
+    """Stop a pending or running job; what it processed stays, drafts included."""
+    with store.lock:
+        now = world.clock.now()
+        status = job.state(now).status
+        if status in TERMINAL:
+            raise Conflict(f"Auto-label job {job.uid} is already {status} and cannot be cancelled.")
+        job.cancelled_at = now
+        job.settle(now)
+
+
+def list_jobs(store: OrgStore, now: float, project: str | None = None, status: str | None = None) -> list[AutoLabelJob]:
+    """Jobs newest first, filtered by project uid and status at ``now``."""
+    jobs = [j for j in store.jobs.values() if project is None or j.project.uid == project]
+    if status is not None:
+        jobs = [j for j in jobs if j.state(now).status == status]
+    jobs.sort(key=lambda j: -j.seq)
+    return jobs

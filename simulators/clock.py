@@ -1,0 +1,96 @@
+"""The one source of time for the simulated backend (design principle 3).
+
+Modes:
+* ``real`` (scale 1.0) and ``scaled`` (e.g. 20x): virtual time runs ``scale`` times as fast as the wall.
+* ``instant``: virtual time follows the wall, but simulated work takes no time, so jobs finish as
+  fast as the CPU allows (``work_scale`` is 0).
+* ``manual``: time moves only through :meth:`Clock.advance` (tests, the control API). It starts at a
+  fixed epoch so that the same seed and the same requests give byte-identical responses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+MANUAL_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
+
+
+class ClockError(ValueError):
+    """An operation the clock's mode does not allow (e.g. advancing a real-time clock)."""
+
+
+class Clock:
+    """Virtual epoch seconds. Thread-safe; ``now()`` is cheap enough for the request hot path."""
+
+    def __init__(self, mode: str = "real", scale: float = 1.0, start: float | None = None) -> None:
+        if mode not in ("real", "scaled", "instant", "manual"):
+            raise ClockError(f"unknown clock mode {mode!r}")
+        if mode in ("real", "scaled") and not scale > 0:
+            raise ClockError("time scale must be > 0")
+        self._lock = threading.Lock()
+        self.mode = mode
+        self.scale = 1.0 if mode in ("real", "instant") else float(scale)
+        if mode == "scaled" and self.scale == 1.0:
+            self.mode = "real"
+        self._origin_virtual = start if start is not None else (MANUAL_EPOCH if mode == "manual" else time.time())
+        self._origin_wall = time.monotonic()
+
+    @classmethod
+    def from_cli(cls, time_scale: str | float | None, manual: bool) -> Clock:
+        """Build from ``--time-scale {FLOAT|instant}`` and ``--manual-clock``."""
+        if manual:
+            return cls("manual")
+        if time_scale is None:
+            return cls("real")
+        if str(time_scale).strip().lower() == "instant":
+            return cls("instant")
+        try:
+            scale = float(time_scale)
+        except ValueError as exc:
+            raise ClockError(f"time scale must be a number or 'instant', not {time_scale!r}") from exc
+        return cls("real" if scale == 1.0 else "scaled", scale)
+
+    @property
+    def work_scale(self) -> float:
+        """Factor applied to simulated work durations: 0 on the instant clock, 1 otherwise."""
+        return 0.0 if self.mode == "instant" else 1.0
+
+    def now(self) -> float:
+        if self.mode == "manual":
+            return self._origin_virtual
+        return self._origin_virtual + (time.monotonic() - self._origin_wall) * self.scale
+
+    def advance(self, seconds: float) -> float:
+        """Move a manual clock forward; returns the new time."""
+        if self.mode != "manual":
+            raise ClockError(f"only a manual clock can be advanced (this one is {self.mode})")
+        if not seconds >= 0:
+            raise ClockError("cannot move the clock backwards")
+        with self._lock:
+            self._origin_virtual += float(seconds)
+            return self._origin_virtual
+
+    def set_scale(self, scale: float) -> None:
+        """Change the speed of a real/scaled clock without a jump in virtual time."""
+        if self.mode in ("manual", "instant"):
+            raise ClockError(f"a {self.mode} clock has no scale")
+        if not scale > 0:
+            raise ClockError("time scale must be > 0")
+        with self._lock:
+            now = self.now()
+            self._origin_virtual, self._origin_wall = now, time.monotonic()
+            self.scale = float(scale)
+            self.mode = "real" if self.scale == 1.0 else "scaled"
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "scale": self.scale, "now": iso(self.now()), "epoch": self.now()}
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and a Z, as Avala sends it."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -1,0 +1,158 @@
+"""The synthetic inference model: finds an item's hidden ground-truth objects with a set recall, adds
+false positives, and draws confidences so that raising the threshold trades recall for precision.
+
+Everything for a whole batch is sampled at once with numpy (design principle 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+# Names the docs use for the two model families (surface doc §5.8); echoed back unchanged.
+MODEL_ALIASES: dict[str, str] = {
+    "yolo": "yolo",
+    "yolov8": "yolo",
+    "yolo11": "yolo",
+    "object_detection": "yolo",
+    "sam3": "sam3",
+    "sam": "sam3",
+    "sam2": "sam3",
+    "semantic_segmentation": "sam3",
+    "instance_segmentation": "sam3",
+}
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """How one model family behaves. Latency per item is lognormal with the given median."""
+
+    name: str
+    geometry: str  # "box" (YOLO) or "polygon" (SAM)
+    latency_median_s: float
+    latency_sigma: float = 0.25
+    recall: float = 0.85
+    tp_conf: tuple[float, float] = (8.0, 2.0)  # Beta(a, b) for true positives: mean 0.8
+    fp_per_item: float = 0.6  # Poisson mean of false positives per item
+    fp_conf: tuple[float, float] = (2.0, 5.0)  # Beta(a, b) for false positives: mean 0.29
+    failure_rate: float = 0.002  # probability that inference on one item errors
+    job_failure_rate: float = 0.0  # probability that the endpoint dies part-way through a job
+    startup_s: float = 1.0  # pending -> running delay (endpoint warm-up)
+
+    def with_overrides(self, **overrides: object) -> ModelProfile:
+        fixed = {k: tuple(v) if k in ("tp_conf", "fp_conf") else v for k, v in overrides.items()}
+        return replace(self, **fixed)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_PROFILES: dict[str, ModelProfile] = {
+    "yolo": ModelProfile(name="yolo", geometry="box", latency_median_s=0.05),
+    "sam3": ModelProfile(name="sam3", geometry="polygon", latency_median_s=0.2, latency_sigma=0.3, recall=0.9),
+}
+
+
+@dataclass
+class GroundTruth:
+    """Objects per item in CSR form: item i owns rows offsets[i]:offsets[i+1]."""
+
+    offsets: np.ndarray  # int64 (n+1,)
+    labels: np.ndarray  # int16 (m,) index into the label taxonomy
+    boxes: np.ndarray  # float32 (m, 4): x, y, w, h in pixels
+
+    def take(self, items: np.ndarray) -> GroundTruth:
+        """The ground truth of a subset of items, re-packed in that order."""
+        starts, ends = self.offsets[items], self.offsets[items + 1]
+        counts = ends - starts
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        rows = _ranges(starts, counts)
+        return GroundTruth(offsets, self.labels[rows], self.boxes[rows])
+
+
+@dataclass
+class Predictions:
+    """Model output for a batch, CSR by item like :class:`GroundTruth`."""
+
+    offsets: np.ndarray
+    labels: np.ndarray
+    confidences: np.ndarray
+    is_true_positive: np.ndarray
+    boxes: np.ndarray
+    latency_s: np.ndarray  # (n,) per item
+    item_failed: np.ndarray  # (n,) bool
+    gt_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (n,) in the label filter
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s+c) for each pair, without a Python loop."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    idx = np.arange(total, dtype=np.int64)
+    group = np.repeat(np.arange(len(counts)), counts)
+    return starts[group] + (idx - (ends - counts)[group])
+
+
+def run_inference(
+    profile: ModelProfile,
+    gt: GroundTruth,
+    n_labels: int,
+    label_mask: np.ndarray,
+    rng: np.random.Generator,
+    image_size: tuple[int, int] = (1920, 1080),
+) -> Predictions:
+    """Sample the model's output on every item of ``gt`` at once.
+
+    ``label_mask[k]`` says whether label k is wanted (the job's ``labels`` filter); predictions of other
+    labels are dropped, and ground truth of other labels does not count towards recall.
+    """
+    n = len(gt.offsets) - 1
+    m = len(gt.labels)
+    gt_item = np.repeat(np.arange(n), np.diff(gt.offsets))
+    wanted_gt = label_mask[gt.labels] if m else np.zeros(0, dtype=bool)
+    gt_counts = np.bincount(gt_item[wanted_gt], minlength=n).astype(np.int64)
+
+    found = rng.random(m) < profile.recall
+    tp_rows = np.flatnonzero(found)
+    tp_conf = rng.beta(*profile.tp_conf, size=len(tp_rows))
+    jitter = rng.normal(0.0, 0.03, size=(len(tp_rows), 4)) * np.repeat(gt.boxes[tp_rows, 2:], 2, axis=1)
+    tp_boxes = gt.boxes[tp_rows] + jitter
+
+    fp_counts = rng.poisson(profile.fp_per_item, size=n)
+    n_fp = int(fp_counts.sum())
+    fp_item = np.repeat(np.arange(n), fp_counts)
+    fp_labels = rng.integers(0, max(n_labels, 1), size=n_fp)
+    fp_conf = rng.beta(*profile.fp_conf, size=n_fp)
+    w, h = image_size
+    wh = rng.uniform(0.03, 0.25, size=(n_fp, 2)) * (w, h)
+    xy = rng.uniform(0, 1, size=(n_fp, 2)) * ((w, h) - wh)
+    fp_boxes = np.hstack([xy, wh])
+
+    item = np.concatenate([gt_item[tp_rows], fp_item])
+    labels = np.concatenate([gt.labels[tp_rows].astype(np.int64), fp_labels])
+    conf = np.concatenate([tp_conf, fp_conf])
+    is_tp = np.concatenate([np.ones(len(tp_rows), bool), np.zeros(n_fp, bool)])
+    boxes = np.vstack([tp_boxes, fp_boxes]) if len(item) else np.zeros((0, 4))
+
+    keep = label_mask[labels] if len(labels) else np.zeros(0, dtype=bool)
+    order = np.argsort(item[keep], kind="stable")
+    item, labels, conf, is_tp, boxes = (a[keep][order] for a in (item, labels, conf, is_tp, boxes))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(item, minlength=n), out=offsets[1:])
+
+    latency = rng.lognormal(np.log(profile.latency_median_s), profile.latency_sigma, size=n)
+    failed = rng.random(n) < profile.failure_rate
+    return Predictions(
+        offsets=offsets,
+        labels=labels.astype(np.int16),
+        confidences=np.round(conf, 4),
+        is_true_positive=is_tp,
+        boxes=boxes.astype(np.float32),
+        latency_s=latency,
+        item_failed=failed,
+        gt_counts=gt_counts,
+    )

@@ -1,0 +1,242 @@
+"""The world store: organisations and everything they own, kept per organisation so that tenant
+isolation holds by construction (design principle 2). An API key resolves to one ``OrgStore``; every
+lookup a request makes goes through that store and cannot see another organisation's objects.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simulators.clock import Clock
+from simulators.model import DEFAULT_PROFILES, GroundTruth, ModelProfile
+
+# result_state values of a project's items
+NO_RESULT, HUMAN_RESULT, DRAFT_RESULT, ACCEPTED_RESULT, REJECTED_RESULT = 0, 1, 2, 3, 4
+RESULT_STATUS = {HUMAN_RESULT: "submitted", DRAFT_RESULT: "draft", ACCEPTED_RESULT: "accepted", REJECTED_RESULT: "rejected"}
+
+
+class NotFound(LookupError):
+    """No such object in this organisation."""
+
+
+class Conflict(RuntimeError):
+    """The request conflicts with the object's state (answered 409)."""
+
+
+class Invalid(ValueError):
+    """A request that is well-formed but breaks a rule (answered 400); ``field`` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Ids:
+    """Seeded uid source, so the same seed gives the same uids (design principle 4)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def uid(self) -> str:
+        with self._lock:
+            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def many(self, n: int) -> list[str]:
+        with self._lock:
+            bits = [self._rng.getrandbits(128) for _ in range(n)]
+        return [str(uuid.UUID(int=b, version=4)) for b in bits]
+
+    def hex(self, n: int = 32) -> str:
+        with self._lock:
+            return f"{self._rng.getrandbits(4 * n):0{n}x}"
+
+
+@dataclass
+class User:
+    uid: str
+    username: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    is_bot: bool = False
+
+
+@dataclass
+class Organization:
+    uid: str
+    name: str
+    slug: str
+    created_at: float
+    description: str = ""
+    industry: str | None = None
+    visibility: str = "private"
+    plan: str = "enterprise"
+
+
+@dataclass
+class Sequence:
+    uid: str
+    key: str
+    seq: int
+    status: str
+    frames: list[dict]
+    camera_calibration: list[dict]
+
+
+@dataclass
+class Dataset:
+    uid: str
+    name: str
+    slug: str
+    owner_name: str
+    data_type: str
+    visibility: str
+    created_at: float
+    updated_at: float
+    seq: int
+    labels: list[str]
+    item_uids: list[str]
+    gt: GroundTruth
+    image_size: tuple[int, int] = (1920, 1080)
+    status: str = "created"
+    sequences: list[Sequence] = field(default_factory=list)
+    item_index: dict[str, int] = field(default_factory=dict)
+    sequence_index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.item_index = {u: i for i, u in enumerate(self.item_uids)}
+        self.sequence_index = {s.uid: i for i, s in enumerate(self.sequences)}
+
+    @property
+    def is_sequence(self) -> bool:
+        return bool(self.sequences)
+
+
+@dataclass
+class Project:
+    uid: str
+    name: str
+    description: str
+    task_type: str  # bounding_box | segmentation
+    labels: list[str]
+    dataset: Dataset
+    rows: np.ndarray  # dataset item indices this project labels, in item order
+    created_at: float
+    updated_at: float
+    seq: int
+    status: str = "active"
+    result_state: np.ndarray = field(default=None)  # type: ignore[assignment]
+    result_job: np.ndarray = field(default=None)  # type: ignore[assignment]
+    active_job: Any = None  # the latest AutoLabelJob; the engine decides if it is still active
+    row_of_item: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.rows)
+        if self.result_state is None:
+            self.result_state = np.zeros(n, dtype=np.int8)
+        if self.result_job is None:
+            self.result_job = np.full(n, -1, dtype=np.int32)
+        self.row_of_item = {int(r): i for i, r in enumerate(self.rows)}
+
+    def label_mask(self, wanted: list[str] | None) -> np.ndarray:
+        """Mask over the dataset's labels: in the project's taxonomy and (if given) in ``wanted``."""
+        keep = set(self.labels) & set(wanted) if wanted else set(self.labels)
+        return np.array([name in keep for name in self.dataset.labels], dtype=bool)
+
+
+@dataclass
+class Task:
+    uid: str
+    name: str
+    type: str
+    status: str
+    project: str
+    created_at: float
+    updated_at: float
+    seq: int
+
+
+class OrgStore:
+    """Everything one organisation owns. Objects are kept in insertion (``seq``) order."""
+
+    def __init__(self, org: Organization, owner: User, bot: User) -> None:
+        self.org = org
+        self.owner = owner
+        self.bot = bot
+        self.users: dict[str, User] = {owner.uid: owner, bot.uid: bot}
+        self.datasets: dict[str, Dataset] = {}
+        self.projects: dict[str, Project] = {}
+        self.tasks: dict[str, Task] = {}
+        self.jobs: dict[str, Any] = {}
+        self.jobs_by_seq: dict[int, Any] = {}
+        self._seq = 0
+        self.lock = threading.RLock()
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def dataset(self, uid: str) -> Dataset:
+        try:
+            return self.datasets[uid]
+        except KeyError:
+            raise NotFound(f"Dataset {uid!r} not found.") from None
+
+    def dataset_by_slug(self, owner: str, slug: str) -> Dataset:
+        for ds in self.datasets.values():
+            if ds.slug == slug and ds.owner_name == owner:
+                return ds
+        raise NotFound(f"Dataset {owner}/{slug} not found.")
+
+    def project(self, uid: str) -> Project:
+        try:
+            return self.projects[uid]
+        except KeyError:
+            raise NotFound(f"Project {uid!r} not found.") from None
+
+    def task(self, uid: str) -> Task:
+        try:
+            return self.tasks[uid]
+        except KeyError:
+            raise NotFound(f"Task {uid!r} not found.") from None
+
+    def job(self, uid: str) -> Any:
+        try:
+            return self.jobs[uid]
+        except KeyError:
+            raise NotFound(f"Auto-label job {uid!r} not found.") from None
+
+
+class World:
+    """All organisations, the API keys that reach them, the clock and the model profiles."""
+
+    def __init__(self, clock: Clock, seed: int, models: dict[str, ModelProfile] | None = None) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.ids = Ids(seed)
+        self.rng = np.random.default_rng(seed)
+        self.models: dict[str, ModelProfile] = dict(models or DEFAULT_PROFILES)
+        self.stores: dict[str, OrgStore] = {}
+        self._keys: dict[str, tuple[OrgStore, User]] = {}
+        self.definition: dict = {}
+
+    def add_store(self, store: OrgStore) -> None:
+        self.stores[store.org.uid] = store
+
+    def add_key(self, key: str, store: OrgStore, user: User) -> None:
+        self._keys[key] = (store, user)
+
+    def resolve_key(self, key: str) -> tuple[OrgStore, User] | None:
+        return self._keys.get(key)
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """Key -> organisation slug (for the CLI banner and tests; never logged)."""
+        return {k: s.org.slug for k, (s, _) in self._keys.items()}
