@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from simulators.model import MODEL_ALIASES, ModelProfile, Predictions, run_inference
-from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Invalid, OrgStore, Project, World
+from simulators.model import MODEL_ALIASES, ModelOutput, ModelProfile, Predictions, infer_dataset, run_inference
+from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Dataset, Invalid, OrgStore, Project, World
 
 MAX_ITEMS_PER_JOB = 5000
 TERMINAL = ("completed", "failed", "cancelled")
@@ -206,6 +206,16 @@ def resolve_model(world: World, model_type: str) -> ModelProfile:
     return world.models[family]
 
 
+def model_output(world: World, dataset: Dataset, profile: ModelProfile) -> ModelOutput:
+    """The model's (deterministic) detections on the whole dataset, sampled once and cached."""
+    output = dataset.model_outputs.get(profile.name)
+    if output is None:
+        rng = np.random.default_rng([world.seed, dataset.seq, sum(map(ord, profile.name))])
+        output = infer_dataset(profile, dataset.gt, len(dataset.labels), rng, dataset.image_size)
+        dataset.model_outputs[profile.name] = output
+    return output
+
+
 def active_job(project: Project, now: float) -> AutoLabelJob | None:
     job = project.active_job
     return job if job is not None and job.is_active(now) else None
@@ -245,9 +255,8 @@ def create_job(
         rows = np.flatnonzero(project.result_state == NO_RESULT)[:MAX_ITEMS_PER_JOB]
         seq = store.next_seq()
         rng = np.random.default_rng([world.seed, seq, len(store.jobs)])
-        gt = project.dataset.gt.take(project.rows[rows])
-        mask = project.label_mask(labels)
-        preds = run_inference(profile, gt, len(project.dataset.labels), mask, rng, project.dataset.image_size)
+        output = model_output(world, project.dataset, profile)
+        preds = run_inference(profile, output, project.dataset.gt, project.rows[rows], project.label_mask(labels), rng)
         scale = world.clock.work_scale
         start_at = now + profile.startup_s * scale
         done_at = start_at + np.cumsum(preds.latency_s) * scale

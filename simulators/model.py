@@ -97,25 +97,30 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return starts[group] + (idx - (ends - counts)[group])
 
 
-def run_inference(
+@dataclass
+class ModelOutput:
+    """What one model predicts on every item of a dataset, CSR by item. A model is deterministic: the
+    same image gives the same detections in every job, so dry runs at different thresholds differ only
+    by the threshold."""
+
+    offsets: np.ndarray
+    labels: np.ndarray
+    confidences: np.ndarray
+    is_true_positive: np.ndarray
+    boxes: np.ndarray
+
+
+def infer_dataset(
     profile: ModelProfile,
     gt: GroundTruth,
     n_labels: int,
-    label_mask: np.ndarray,
     rng: np.random.Generator,
     image_size: tuple[int, int] = (1920, 1080),
-) -> Predictions:
-    """Sample the model's output on every item of ``gt`` at once.
-
-    ``label_mask[k]`` says whether label k is wanted (the job's ``labels`` filter); predictions of other
-    labels are dropped, and ground truth of other labels does not count towards recall.
-    """
+) -> ModelOutput:
+    """Sample the model's detections on every item of ``gt`` at once (true and false positives)."""
     n = len(gt.offsets) - 1
     m = len(gt.labels)
     gt_item = np.repeat(np.arange(n), np.diff(gt.offsets))
-    wanted_gt = label_mask[gt.labels] if m else np.zeros(0, dtype=bool)
-    gt_counts = np.bincount(gt_item[wanted_gt], minlength=n).astype(np.int64)
-
     found = rng.random(m) < profile.recall
     tp_rows = np.flatnonzero(found)
     tp_conf = rng.beta(*profile.tp_conf, size=len(tp_rows))
@@ -133,26 +138,47 @@ def run_inference(
     fp_boxes = np.hstack([xy, wh])
 
     item = np.concatenate([gt_item[tp_rows], fp_item])
-    labels = np.concatenate([gt.labels[tp_rows].astype(np.int64), fp_labels])
-    conf = np.concatenate([tp_conf, fp_conf])
-    is_tp = np.concatenate([np.ones(len(tp_rows), bool), np.zeros(n_fp, bool)])
-    boxes = np.vstack([tp_boxes, fp_boxes]) if len(item) else np.zeros((0, 4))
-
-    keep = label_mask[labels] if len(labels) else np.zeros(0, dtype=bool)
-    order = np.argsort(item[keep], kind="stable")
-    item, labels, conf, is_tp, boxes = (a[keep][order] for a in (item, labels, conf, is_tp, boxes))
+    order = np.argsort(item, kind="stable")
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(item, minlength=n), out=offsets[1:])
+    return ModelOutput(
+        offsets=offsets,
+        labels=np.concatenate([gt.labels[tp_rows].astype(np.int16), fp_labels.astype(np.int16)])[order],
+        confidences=np.round(np.concatenate([tp_conf, fp_conf]), 4)[order],
+        is_true_positive=np.concatenate([np.ones(len(tp_rows), bool), np.zeros(n_fp, bool)])[order],
+        boxes=(np.vstack([tp_boxes, fp_boxes]) if len(item) else np.zeros((0, 4))).astype(np.float32)[order],
+    )
 
-    latency = rng.lognormal(np.log(profile.latency_median_s), profile.latency_sigma, size=n)
-    failed = rng.random(n) < profile.failure_rate
+
+def run_inference(
+    profile: ModelProfile,
+    output: ModelOutput,
+    gt: GroundTruth,
+    items: np.ndarray,
+    label_mask: np.ndarray,
+    rng: np.random.Generator,
+) -> Predictions:
+    """A job's view of the model on ``items``: their detections of the wanted labels, plus this run's
+    per-item latency and transient failures (which do vary from run to run)."""
+    n = len(items)
+    starts, counts = output.offsets[items], np.diff(output.offsets)[items]
+    rows = _ranges(starts, counts)
+    item = np.repeat(np.arange(n), counts)
+    labels = output.labels[rows]
+    keep = label_mask[labels] if len(labels) else np.zeros(0, dtype=bool)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(item[keep], minlength=n), out=offsets[1:])
+
+    sub = gt.take(items)
+    gt_item = np.repeat(np.arange(n), np.diff(sub.offsets))
+    wanted_gt = label_mask[sub.labels] if len(sub.labels) else np.zeros(0, dtype=bool)
     return Predictions(
         offsets=offsets,
-        labels=labels.astype(np.int16),
-        confidences=np.round(conf, 4),
-        is_true_positive=is_tp,
-        boxes=boxes.astype(np.float32),
-        latency_s=latency,
-        item_failed=failed,
-        gt_counts=gt_counts,
+        labels=labels[keep],
+        confidences=output.confidences[rows][keep],
+        is_true_positive=output.is_true_positive[rows][keep],
+        boxes=output.boxes[rows][keep],
+        latency_s=rng.lognormal(np.log(profile.latency_median_s), profile.latency_sigma, size=n),
+        item_failed=rng.random(n) < profile.failure_rate,
+        gt_counts=np.bincount(gt_item[wanted_gt], minlength=n).astype(np.int64),
     )

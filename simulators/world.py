@@ -108,6 +108,7 @@ class Dataset:
     status: str = "created"
     sequences: list[Sequence] = field(default_factory=list)
     item_index: dict[str, int] = field(default_factory=dict)
+    model_outputs: dict[str, Any] = field(default_factory=dict)  # model family -> ModelOutput, sampled on first use
     sequence_index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
