@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
-import yaml
 
+from fixtures.yamlio import load_yaml
 from mock_server.errors import ApiError, validation_error
 
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -124,7 +124,7 @@ class Spec:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.text = self.path.read_text()
-        self.doc: dict[str, Any] = yaml.safe_load(self.text)
+        self.doc: dict[str, Any] = load_yaml(self.text)
         self.base_path = (self.doc.get("servers") or [{"url": ""}])[0]["url"].rstrip("/")
         urn = f"urn:avala-mock:{self.path.name}"
         registry = jsonschema_rs.Registry([(urn, self.doc)])

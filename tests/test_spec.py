@@ -1,0 +1,201 @@
+"""openapi.yaml is the contract: valid, bound one-to-one to handlers, and the 501 list only shrinks."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from fixtures.yamlio import load_yaml
+from mock_server import handlers
+from mock_server.spec import CONTROL_SPEC, Spec, default_spec_path
+
+SPEC = Spec(default_spec_path())
+
+# Operations that still answer 501. This list may only shrink: implementing one means deleting its line.
+NOT_YET_IMPLEMENTED = {
+    "acknowledge_fleet_alert",
+    "add_team_member",
+    "admit_managed_fleet_upload",
+    "bulk_edit_annotations",
+    "cancel_organization_invitation",
+    "complete_manual_upload",
+    "compute_consensus",
+    "confirm_fleet_recording_upload",
+    "create_agent",
+    "create_agent_action",
+    "create_annotation_issue",
+    "create_dataset",
+    "create_export",
+    "create_fleet_alert_channel",
+    "create_fleet_event",
+    "create_fleet_events_batch",
+    "create_fleet_rule",
+    "create_inference_provider",
+    "create_manual_upload_dataset",
+    "create_organization",
+    "create_organization_invitation",
+    "create_quality_target",
+    "create_resolved_object_access",
+    "create_slice",
+    "create_storage_config",
+    "create_team",
+    "create_webhook",
+    "delete_agent",
+    "delete_annotation_issue",
+    "delete_fleet_alert_channel",
+    "delete_fleet_device",
+    "delete_fleet_event",
+    "delete_fleet_recording",
+    "delete_fleet_rule",
+    "delete_inference_provider",
+    "delete_organization",
+    "delete_quality_target",
+    "delete_storage_config",
+    "delete_team",
+    "delete_webhook",
+    "evaluate_quality_targets",
+    "finalize_fleet_recording_upload",
+    "finalize_managed_fleet_upload",
+    "get_agent",
+    "get_annotation_issue_metrics",
+    "get_consensus_config",
+    "get_consensus_summary",
+    "get_dataset_health",
+    "get_export",
+    "get_fleet_alert",
+    "get_fleet_device",
+    "get_fleet_event",
+    "get_fleet_recording",
+    "get_fleet_recording_upload_status",
+    "get_fleet_rule",
+    "get_industry_choices",
+    "get_inference_provider",
+    "get_managed_fleet_upload_multipart_progress",
+    "get_managed_fleet_upload_status",
+    "get_manual_upload_allowed_mimes",
+    "get_manual_upload_quota",
+    "get_organization",
+    "get_quality_target",
+    "get_resolved_object_access",
+    "get_slice",
+    "get_slice_item",
+    "get_storage_config",
+    "get_storage_config_setup_info",
+    "get_team",
+    "get_webhook",
+    "get_webhook_delivery",
+    "init_fleet_recording_upload",
+    "init_managed_fleet_upload_multipart",
+    "leave_organization",
+    "list_agent_executions",
+    "list_agents",
+    "list_consensus_scores",
+    "list_dataset_annotation_issues",
+    "list_exports",
+    "list_fleet_alert_channels",
+    "list_fleet_alerts",
+    "list_fleet_devices",
+    "list_fleet_events",
+    "list_fleet_recordings",
+    "list_fleet_rules",
+    "list_inference_providers",
+    "list_organization_invitations",
+    "list_organization_members",
+    "list_organizations",
+    "list_qc_available_tools",
+    "list_quality_targets",
+    "list_resolved_objects",
+    "list_sequence_annotation_issues",
+    "list_slice_items",
+    "list_slices",
+    "list_storage_configs",
+    "list_team_members",
+    "list_teams",
+    "list_webhook_deliveries",
+    "list_webhooks",
+    "presign_fleet_recording_upload_urls",
+    "presign_managed_fleet_upload_parts",
+    "presign_manual_upload",
+    "presign_manual_upload_parts",
+    "register_fleet_device",
+    "remove_organization_member",
+    "remove_team_member",
+    "resend_organization_invitation",
+    "resolve_dataset_reference",
+    "resolve_dataset_revision",
+    "resolve_fleet_alert",
+    "signup",
+    "test_agent",
+    "test_fleet_alert_channel",
+    "test_inference_provider",
+    "test_storage_config",
+    "test_webhook",
+    "transfer_dataset",
+    "transfer_organization_ownership",
+    "update_agent",
+    "update_annotation_issue",
+    "update_consensus_config",
+    "update_fleet_device",
+    "update_fleet_recording",
+    "update_fleet_rule",
+    "update_inference_provider",
+    "update_organization",
+    "update_organization_member_role",
+    "update_quality_target",
+    "update_team",
+    "update_team_member_role",
+    "update_webhook",
+}
+
+
+def test_spec_is_valid_openapi_31():
+    doc = load_yaml(default_spec_path().read_text())
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+    validate(load_yaml(CONTROL_SPEC.read_text()))
+
+
+def test_every_operation_has_a_handler_or_is_listed_as_501():
+    bound = handlers.collect(SPEC)
+    assert set(SPEC.operations) - set(bound) == NOT_YET_IMPLEMENTED
+    assert not NOT_YET_IMPLEMENTED & set(bound), "implemented operations must leave the 501 list"
+
+
+def test_every_handler_has_an_operation_of_its_tag():
+    for name, module in handlers.all_handlers().items():
+        assert name in SPEC.operations, f"{module}.{name} is not an operationId"
+        assert handlers.module_for_tag(SPEC.operations[name].tag) == module, f"{name} is in the wrong module"
+
+
+def test_every_response_documents_rate_limit_headers_and_errors_are_json():
+    doc = SPEC.doc
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            assert "429" in op["responses"], (method, path)
+            for code, response in op["responses"].items():
+                response = SPEC.deref(response)
+                assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(response.get("headers", {})), (method, path, code)
+            if op.get("security", doc["security"]):
+                assert "401" in op["responses"], (method, path)
+
+
+def test_creates_link_to_their_get():
+    ops = SPEC.doc["paths"]["/projects/{project_uid}/auto-label/"]["post"]
+    links = ops["responses"]["202"]["links"]
+    assert {link["operationId"] for link in links.values()} == {"get_auto_label_job", "cancel_auto_label_job"}
+
+
+@pytest.mark.parametrize("operation_id", sorted(NOT_YET_IMPLEMENTED)[:: max(1, len(NOT_YET_IMPLEMENTED) // 12)])
+def test_unimplemented_operations_answer_501_naming_the_operation(mock, operation_id):
+    op = SPEC.operations[operation_id]
+    path = op.path
+    for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
+        path = path.replace("{" + name + "}", "x1")
+    headers = {"X-Avala-Api-Key": mock.api_key}
+    r = httpx.request(op.method, mock.base_url + path, headers=headers)
+    assert r.status_code == 501, (op.method, path, r.text)
+    assert operation_id in r.json()["detail"]
+    assert r.headers["X-RateLimit-Limit"].isdigit()
