@@ -31,7 +31,8 @@ def decode_cursor(token: str) -> tuple[int, bool]:
         fields = dict(part.split("=", 1) for part in raw.split("&"))
         return int(fields["p"]), fields["r"] == "1"
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError):
-        raise ApiError(400, "Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from None
+        # What DRF's CursorPagination (and so Avala) answers for a token it did not issue.
+        raise ApiError(404, "Invalid cursor.") from None
 
 
 def paginate(

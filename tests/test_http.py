@@ -98,7 +98,7 @@ def test_query_validation(http):
     assert "limit" in assert_error(http.get("projects/", params={"limit": "ten"}), 400)["errors"]
     assert "limit" in assert_error(http.get("projects/", params={"limit": 0}), 400)["errors"]
     assert "limit" in assert_error(http.get("projects/", params={"limit": 5000}), 400)["errors"]
-    assert "cursor" in assert_error(http.get("projects/", params={"cursor": "!!!not-a-cursor"}), 400)["errors"]
+    assert assert_error(http.get("projects/", params={"cursor": "!!!not-a-cursor"}), 404)["detail"] == "Invalid cursor."
     assert "status" in assert_error(http.get("datasets/", params={"status": "bogus"}), 400)["errors"]
 
 
