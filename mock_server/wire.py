@@ -185,3 +185,13 @@ def job(j: AutoLabelJob, now: float, *, as_created: bool = False) -> dict[str, A
         "completed_at": iso(completed),
         "created_at": iso(j.created_at),
     }
+
+
+def record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Render a plain record (simulators/records.py): private keys dropped, ``*_at`` epochs as ISO 8601."""
+    out: dict[str, Any] = {}
+    for key, value in rec.items():
+        if key.startswith("_") or key == "seq":
+            continue
+        out[key] = iso(value) if key.endswith("_at") and isinstance(value, (int, float)) else value
+    return out

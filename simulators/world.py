@@ -177,6 +177,7 @@ class OrgStore:
         self.tasks: dict[str, Task] = {}
         self.jobs: dict[str, Any] = {}
         self.jobs_by_seq: dict[int, Any] = {}
+        self.collections: dict[str, Any] = {}  # kind -> simulators.records.Collection
         self._seq = 0
         self.lock = threading.RLock()
 
