@@ -5,6 +5,7 @@ the handler. Every answer is JSON; nothing but an injected fault is ever a 5xx.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from simulators.world import Conflict, Invalid, NotFound
 
 log = logging.getLogger("avala_mock")
 API_KEY_HEADER = "X-Avala-Api-Key"
+# Modules with ``add_routes(app, state)`` for routes outside both specs (e.g. the storage data plane that
+# upload URLs point at, export downloads). They live under /_storage/ and /_downloads/.
+EXTRA_ROUTE_MODULES = ("mock_server.storage_plane", "mock_server.downloads")
 JSON_TYPES = ("application/json",)
 
 
@@ -42,6 +46,12 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():
         app.router.add_route(op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
+    for name in EXTRA_ROUTE_MODULES:  # the mock's own non-Avala planes (byte storage, downloads)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+        module.add_routes(app, state)
     app.router.add_get("/openapi.yaml", _serve_text(spec.text))
     app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
     return app
@@ -108,7 +118,7 @@ async def _read_body(request: web.Request, op: Operation) -> Any:
 def _middleware(state: MockState) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path.startswith("/_mock/"):
+        if request.path.startswith(("/_mock/", "/_storage/", "/_downloads/")):
             return await _guarded(request, handler)
         verdict = state.limiter.take(request.headers.get(API_KEY_HEADER) or f"ip:{request.remote}")
         if verdict.allowed:
