@@ -36,17 +36,19 @@ def main() -> None:
 @click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="API key of the first organisation.")
 @click.option("--world", "world_file", type=click.Path(exists=True, dir_okay=False), help="World definition YAML.")
 @click.option("--rate-limit", default=6000, show_default=True, type=click.IntRange(1), help="Requests per minute per key.")
+@click.option("--storage-base-url", default=None, metavar="URL",
+              help="Base of the upload/download URLs the mock hands out (default: <server>/_storage).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Server log level.")
 def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, api_key: str,
-          world_file: str | None, rate_limit: int, log_level: str) -> None:
+          world_file: str | None, rate_limit: int, storage_base_url: str | None, log_level: str) -> None:
     """Serve the Avala API on HOST:PORT from the default (or given) world."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
         Clock.from_cli(time_scale, manual_clock)
         config = ServerConfig(seed=seed, time_scale=time_scale, manual_clock=manual_clock, api_key=api_key,
-                              world_file=world_file, rate_limit=rate_limit)
+                              world_file=world_file, rate_limit=rate_limit, storage_base_url=storage_base_url)
         app = create_app(config)
     except (ClockError, WorldDefinitionError) as exc:
         raise click.UsageError(str(exc)) from None

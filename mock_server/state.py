@@ -25,6 +25,7 @@ class ServerConfig:
     rate_limit: int = 6000
     rate_window: float = 60.0
     spec_path: Path | None = None
+    storage_base_url: str | None = None  # where upload/download URLs point; default <server origin>/_storage
 
 
 @dataclass

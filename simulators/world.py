@@ -228,6 +228,7 @@ class World:
         self.stores: dict[str, OrgStore] = {}
         self._keys: dict[str, tuple[OrgStore, User]] = {}
         self.definition: dict = {}
+        self.shared: dict[str, Any] = {}  # world-level state outside any organisation (anonymous/public APIs)
 
     def add_store(self, store: OrgStore) -> None:
         self.stores[store.org.uid] = store
