@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from simulators.model import MODEL_ALIASES, ModelOutput, ModelProfile, Predictions, infer_dataset, run_inference
+from simulators.model import MODEL_ALIASES, DatasetModel, ModelProfile, Predictions, run_inference
 from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Dataset, Invalid, OrgStore, Project, World
 
 MAX_ITEMS_PER_JOB = 5000
@@ -206,14 +206,14 @@ def resolve_model(world: World, model_type: str) -> ModelProfile:
     return world.models[family]
 
 
-def model_output(world: World, dataset: Dataset, profile: ModelProfile) -> ModelOutput:
-    """The model's (deterministic) detections on the whole dataset, sampled once and cached."""
-    output = dataset.model_outputs.get(profile.name)
-    if output is None:
-        rng = np.random.default_rng([world.seed, dataset.seq, sum(map(ord, profile.name))])
-        output = infer_dataset(profile, dataset.gt, len(dataset.labels), rng, dataset.image_size)
-        dataset.model_outputs[profile.name] = output
-    return output
+def model_output(world: World, dataset: Dataset, profile: ModelProfile) -> DatasetModel:
+    """The model's (deterministic) detections on the dataset, sampled block by block on first use."""
+    model = dataset.model_outputs.get(profile.name)
+    if model is None:
+        seed = [world.seed, dataset.seq, sum(map(ord, profile.name))]
+        model = DatasetModel(profile, dataset.gt, len(dataset.labels), seed, dataset.image_size)
+        dataset.model_outputs[profile.name] = model
+    return model
 
 
 def active_job(project: Project, now: float) -> AutoLabelJob | None:

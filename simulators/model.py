@@ -150,9 +150,56 @@ def infer_dataset(
     )
 
 
+BLOCK_ITEMS = 4096
+
+
+class DatasetModel:
+    """One model's detections on one dataset, sampled lazily in blocks of items, each block from its
+    own seeded stream: deterministic per item whichever job asks first, and a job that touches 5,000
+    items of a 500,000-item dataset samples two blocks, not the whole dataset."""
+
+    def __init__(self, profile: ModelProfile, gt: GroundTruth, n_labels: int, seed: list[int], image_size: tuple[int, int]) -> None:
+        self.profile, self.gt, self.n_labels, self.seed, self.image_size = profile, gt, n_labels, seed, image_size
+        self._blocks: dict[int, ModelOutput] = {}
+
+    def _block(self, b: int) -> ModelOutput:
+        out = self._blocks.get(b)
+        if out is None:
+            n = len(self.gt.offsets) - 1
+            items = np.arange(b * BLOCK_ITEMS, min((b + 1) * BLOCK_ITEMS, n))
+            rng = np.random.default_rng([*self.seed, b])
+            out = self._blocks[b] = infer_dataset(self.profile, self.gt.take(items), self.n_labels, rng, self.image_size)
+        return out
+
+    def gather(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, ModelOutput]:
+        """``(starts, counts, out)``: item i's detections are rows starts[i]:starts[i]+counts[i] of ``out``."""
+        blocks = items // BLOCK_ITEMS
+        needed = np.unique(blocks)
+        outs = [self._block(int(b)) for b in needed]
+        which = np.searchsorted(needed, blocks)
+        local = items - blocks * BLOCK_ITEMS
+        starts = np.zeros(len(items), dtype=np.int64)
+        counts = np.zeros(len(items), dtype=np.int64)
+        base = 0
+        for k, out in enumerate(outs):
+            sel = which == k
+            loc = local[sel]
+            starts[sel] = base + out.offsets[loc]
+            counts[sel] = out.offsets[loc + 1] - out.offsets[loc]
+            base += len(out.labels)
+        cat = ModelOutput(
+            offsets=np.zeros(0, dtype=np.int64),
+            labels=np.concatenate([o.labels for o in outs]) if outs else np.zeros(0, np.int16),
+            confidences=np.concatenate([o.confidences for o in outs]) if outs else np.zeros(0),
+            is_true_positive=np.concatenate([o.is_true_positive for o in outs]) if outs else np.zeros(0, bool),
+            boxes=np.concatenate([o.boxes for o in outs]) if outs else np.zeros((0, 4), np.float32),
+        )
+        return starts, counts, cat
+
+
 def run_inference(
     profile: ModelProfile,
-    output: ModelOutput,
+    model: DatasetModel,
     gt: GroundTruth,
     items: np.ndarray,
     label_mask: np.ndarray,
@@ -161,7 +208,7 @@ def run_inference(
     """A job's view of the model on ``items``: their detections of the wanted labels, plus this run's
     per-item latency and transient failures (which do vary from run to run)."""
     n = len(items)
-    starts, counts = output.offsets[items], np.diff(output.offsets)[items]
+    starts, counts, output = model.gather(items)
     rows = _ranges(starts, counts)
     item = np.repeat(np.arange(n), counts)
     labels = output.labels[rows]
