@@ -27,5 +27,7 @@ def list_page(
     """A cursor page of ``kind``; ``filters`` maps query parameter -> record field (equality)."""
     equal = {field: ctx.query.get(param) for param, field in (filters or {}).items()}
     found = records(ctx, kind).filter(predicate, **equal)
+    if descending:
+        found.reverse()
     keys = [-r["seq"] for r in found] if descending else [r["seq"] for r in found]
     return ctx.page(keys, lambda i, j: [render(r) for r in found[i:j]])
