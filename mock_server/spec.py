@@ -43,6 +43,7 @@ class QueryParam:
     name: str
     kind: str  # integer | number | boolean | string | array
     required: bool
+    item_kind: str = "string"  # for arrays: the type of each repeated value
 
 
 @dataclass
@@ -68,7 +69,10 @@ class Operation:
             if p.name not in raw:
                 continue
             try:
-                values[p.name] = _coerce(p.kind, raw.getall(p.name) if p.kind == "array" else raw[p.name])
+                if p.kind == "array":
+                    values[p.name] = [_coerce(p.item_kind, v) for v in raw.getall(p.name)]
+                else:
+                    values[p.name] = _coerce(p.kind, raw[p.name])
             except ValueError as exc:
                 errors[p.name] = [str(exc)]
         if not errors and self.query_validator is not None:
@@ -103,6 +107,11 @@ def _coerce(kind: str, value: Any) -> Any:
             return False
         raise ValueError(f"{value!r} is not a boolean (true/false)")
     return value
+
+
+def _first_type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "string")
+    return next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
 
 
 def collect_errors(validator: Any, instance: Any) -> dict[str, list[str]]:
@@ -166,9 +175,9 @@ class Spec:
         props, required = {}, []
         for p in query:
             schema = self.deref(p.get("schema", {}))
-            kind = schema.get("type", "string")
-            kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
-            operation.query.append(QueryParam(p["name"], kind, bool(p.get("required"))))
+            kind = _first_type(schema)
+            item_kind = _first_type(self.deref(schema.get("items", {}))) if kind == "array" else "string"
+            operation.query.append(QueryParam(p["name"], kind, bool(p.get("required")), item_kind))
             props[p["name"]] = p.get("schema", {})
             if p.get("required"):
                 required.append(p["name"])

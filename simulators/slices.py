@@ -1,0 +1,204 @@
+"""Slices (surface doc §2.16): a saved selection of real dataset items, chosen by a small query language
+over the items' ground truth and keys, optionally sampled down (seeded) to ``random_selection_count``.
+
+A slice is a plain record (``simulators/records.py``, kind ``slice``) in its organisation's store; its
+members are fixed at creation (the selection is computed up front), and its ``status`` goes
+``creating`` -> ``ready`` on the clock (a :class:`Timeline`: indexing takes 2 s + 1 ms per item).
+
+Query language of a sub-slice (clauses joined by ``&`` or `` and ``; empty = every item):
+``label=car`` (items with a ground-truth object of that label; ``label=car,truck`` any of them),
+``label!=car`` (no such object), ``key=images/000001.jpg`` (exact key), ``key~0001`` (key contains).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulators.records import collection, new_record
+from simulators.timeline import Timeline
+from simulators.world import Dataset, Invalid, NotFound, OrgStore, World
+
+KIND = "slice"
+VISIBILITIES = ("private", "unlisted", "public")
+RESERVED_SLUGS = ("list",)
+# The key an image item carries; mirrors mock_server/wire.py dataset_item (the backend has no key field).
+ITEM_KEY = "images/{:06d}.jpg"
+INDEX_BASE_S, INDEX_PER_ITEM_S = 2.0, 0.001
+_CLAUSE = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<op>!=|=|~)\s*(?P<value>.*?)\s*$")
+_SPLIT = re.compile(r"\s*&\s*|\s+and\s+", re.IGNORECASE)
+_OPS = {"label": ("=", "!="), "key": ("=", "~")}
+
+
+@dataclass(frozen=True)
+class Clause:
+    field: str
+    op: str
+    values: tuple[str, ...]
+
+
+def parse_query(text: str) -> list[Clause]:
+    """Clauses of a sub-slice query; a malformed query is a 400 naming what is wrong."""
+    if not text.strip():
+        return []
+    clauses = []
+    for part in _SPLIT.split(text.strip()):
+        m = _CLAUSE.match(part)
+        if not m:
+            raise Invalid(f"Malformed slice query {text!r}: {part!r} is not <field><op><value>.", field="sub_slices")
+        name, op, value = m["field"], m["op"], m["value"]
+        if name not in _OPS:
+            raise Invalid(f"Malformed slice query {text!r}: unknown field {name!r} (use label or key).", field="sub_slices")
+        if op not in _OPS[name]:
+            raise Invalid(f"Malformed slice query {text!r}: {name} takes {' or '.join(_OPS[name])}, not {op!r}.",
+                          field="sub_slices")
+        values = tuple(v.strip() for v in value.split(",")) if name == "label" else (value,)
+        if not all(values):
+            raise Invalid(f"Malformed slice query {text!r}: {part!r} has no value.", field="sub_slices")
+        clauses.append(Clause(name, op, values))
+    return clauses
+
+
+def select(ds: Dataset, clauses: list[Clause]) -> np.ndarray:
+    """Indices (ascending) of the dataset's items matching every clause."""
+    n = len(ds.item_uids)
+    mask = np.ones(n, dtype=bool)
+    for c in clauses:
+        if c.field == "label":
+            unknown = [v for v in c.values if v not in ds.labels]
+            if unknown:
+                raise Invalid(f"Label {unknown[0]!r} is not in {ds.owner_name}/{ds.slug} (labels: {', '.join(ds.labels)}).",
+                              field="sub_slices")
+            wanted = [ds.labels.index(v) for v in c.values]
+            owner = np.repeat(np.arange(n), np.diff(ds.gt.offsets))
+            has = np.zeros(n, dtype=bool)
+            has[owner[np.isin(ds.gt.labels, wanted)]] = True
+            mask &= has if c.op == "=" else ~has
+        else:
+            candidates = np.flatnonzero(mask)
+            value = c.values[0]
+            keep = [i for i in candidates if (ITEM_KEY.format(i) == value if c.op == "=" else value in ITEM_KEY.format(i))]
+            mask[:] = False
+            mask[np.asarray(keep, dtype=np.int64)] = True
+    return np.flatnonzero(mask)
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:100]
+
+
+def find_dataset(store: OrgStore, ref: str) -> Dataset:
+    """A sub-slice's dataset by uid, slug or ``owner/slug`` within the organisation; unknown -> 400."""
+    if ref in store.datasets:
+        return store.datasets[ref]
+    owner, _, slug = ref.rpartition("/")
+    for ds in store.datasets.values():
+        if ds.slug == slug and owner in ("", ds.owner_name):
+            return ds
+    raise Invalid(f"Dataset {ref!r} not found.", field="sub_slices")
+
+
+def create_slice(
+    world: World,
+    store: OrgStore,
+    *,
+    name: str,
+    visibility: str,
+    sub_slices: list[dict[str, Any]],
+    organization: str | None = None,
+    random_selection_count: int | None = None,
+    ready: bool = False,
+) -> dict[str, Any]:
+    """Validate everything, then select and store the slice (nothing is written on a 4xx).
+    ``ready`` makes a slice that finished indexing already (seeding)."""
+    org = store.org
+    if organization is not None and organization not in (org.uid, org.slug):
+        raise Invalid(f"Organization {organization!r} not found among yours.", field="organization")
+    if visibility not in VISIBILITIES:
+        raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}.", field="visibility")
+    slug = slugify(name)
+    if not slug:
+        raise Invalid("The name must contain at least one letter or digit.", field="name")
+    if slug in RESERVED_SLUGS:  # /slices/{owner}/list/ is the list route, so such a slice could never be read
+        raise Invalid(f"The slug {slug!r} is reserved; choose another name.", field="name")
+    collection(store, KIND).unique("slug", slug)  # one owner per store: the organisation
+    plan = []
+    for i, sub in enumerate(sub_slices):
+        ref, query = sub.get("dataset"), sub.get("query", "")
+        if not isinstance(ref, str) or not ref:
+            raise Invalid(f"sub_slices[{i}].dataset must be a dataset uid or slug.", field="sub_slices")
+        if query is None:
+            query = ""
+        if not isinstance(query, str):
+            raise Invalid(f"sub_slices[{i}].query must be a string.", field="sub_slices")
+        ds = find_dataset(store, ref)
+        plan.append((ds, query, select(ds, parse_query(query))))
+
+    members: list[tuple[Dataset, int]] = []
+    seen: set[tuple[str, int]] = set()
+    described = []
+    for ds, query, indices in plan:
+        fresh = [int(i) for i in indices if (ds.uid, int(i)) not in seen]
+        seen.update((ds.uid, i) for i in fresh)
+        members.extend((ds, i) for i in fresh)
+        described.append({"dataset": ds.uid, "dataset_slug": ds.slug, "dataset_owner_name": ds.owner_name,
+                          "query": query, "matched_item_count": len(indices)})
+    uid = world.ids.uid()
+    if random_selection_count is not None and random_selection_count < len(members):
+        rng = np.random.default_rng([world.seed, uuid.UUID(uid).int & 0xFFFFFFFF])
+        chosen = np.sort(rng.choice(len(members), size=random_selection_count, replace=False))
+        members = [members[int(k)] for k in chosen]
+    now = world.clock.now()
+    if ready:
+        timeline = Timeline([("creating", now - 60.0), ("ready", now - 30.0)])
+    else:
+        timeline = Timeline.start(world.clock, "creating", ("ready", INDEX_BASE_S + INDEX_PER_ITEM_S * len(members)))
+    record = new_record(world, store, {
+        "name": name,
+        "slug": slug,
+        "visibility": visibility,
+        "item_count": len(members),
+        "sub_slices": described,
+        "source_data": {"type": "dataset_query", "random_selection_count": random_selection_count,
+                        "datasets": sorted({d["dataset"] for d in described})},
+        "_members": members,
+        "_position": {ds.item_uids[i]: k for k, (ds, i) in enumerate(members)},
+        "_timeline": timeline,
+    }, uid=uid)
+    return collection(store, KIND).add(record)
+
+
+def list_slices(store: OrgStore, owner: str) -> list[dict[str, Any]]:
+    """The owner's slices in creation order. The only owner a key can see is its organisation, which
+    owns every slice of the store (so ``owner_name`` is rendered from the organisation's current slug)."""
+    _check_owner(store, owner)
+    return collection(store, KIND).values()
+
+
+def get_slice(store: OrgStore, owner: str, slug: str) -> dict[str, Any]:
+    _check_owner(store, owner)
+    found = collection(store, KIND).filter(slug=slug)
+    if not found:
+        raise NotFound(f"Slice {owner}/{slug} not found.")
+    return found[0]
+
+
+def member(record: dict[str, Any], item_uid: str) -> tuple[Dataset, int]:
+    """The slice's item with this uid (an item of the dataset that is not in the slice -> 404)."""
+    pos = record["_position"].get(item_uid)
+    if pos is None:
+        raise NotFound(f"Item {item_uid!r} not found in slice {record['slug']!r}.")
+    return record["_members"][pos]
+
+
+def status(record: dict[str, Any], now: float) -> str:
+    return record["_timeline"].status(now)
+
+
+def _check_owner(store: OrgStore, owner: str) -> None:
+    if owner != store.org.slug:
+        raise NotFound(f"Owner {owner!r} not found.")
