@@ -19,7 +19,7 @@ from mock_server.context import Ctx
 from mock_server.errors import ApiError, json_response
 from mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
 from mock_server.state import STATE, MockState, ServerConfig
-from simulators.world import Conflict, Invalid, NotFound
+from simulators.world import Conflict, Forbidden, Invalid, NotFound
 
 log = logging.getLogger("avala_mock")
 API_KEY_HEADER = "X-Avala-Api-Key"
@@ -141,13 +141,15 @@ async def _guarded(request: web.Request, handler: Callable) -> web.StreamRespons
         return json_response({"detail": str(exc)}, 404)
     except Conflict as exc:
         return json_response({"detail": str(exc)}, 409)
+    except Forbidden as exc:
+        return json_response({"detail": str(exc)}, 403)
     except Invalid as exc:
         body: dict[str, Any] = {"detail": str(exc)}
         if exc.field:
             body["errors"] = {exc.field: [str(exc)]}
         return json_response(body, 400)
     except web.HTTPMethodNotAllowed as exc:
-        allow = ", ".join(sorted(exc.allowed_methods))
+        allow = ", ".join(sorted(_allowed_methods(request, exc.allowed_methods)))
         return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {"Allow": allow})
     except web.HTTPNotFound:
         return json_response({"detail": f"Not found: {request.path}"}, 404)
@@ -158,3 +160,15 @@ async def _guarded(request: web.Request, handler: Callable) -> web.StreamRespons
     except Exception:  # a bug in the mock: still JSON, and logged without request headers
         log.exception("unhandled error in %s %s", request.method, request.path)
         return json_response({"detail": "Internal error in avala-mock (this is a bug; see the server log)."}, 500)
+
+
+def _allowed_methods(request: web.Request, fallback: set[str]) -> set[str]:
+    """Methods of the route that owns this path. aiohttp merges the methods of every resource whose
+    pattern matches (``/organizations/industry-choices/`` also matches ``/organizations/{slug}/``);
+    the literal route registered first is the one that answers, so its methods are the truth."""
+    for resource in request.app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if info.get("path") == request.path or (pattern is not None and pattern.fullmatch(request.path)):
+            return {route.method for route in resource}
+    return fallback

@@ -8,6 +8,7 @@ second route table.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,9 @@ def _coerce(kind: str, value: Any) -> Any:
     return value
 
 
+_SECRET_FIELD = re.compile(r"password|secret|token|api_?key|access_key|credential|auth_json|private_key", re.I)
+
+
 def _first_type(schema: dict[str, Any]) -> str:
     kind = schema.get("type", "string")
     return next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
@@ -123,7 +127,10 @@ def collect_errors(validator: Any, instance: Any) -> dict[str, list[str]]:
         names = [kind["property"]] if "property" in kind else kind.get("unexpected") or [None]
         for name in names:
             key = ".".join(x for x in (base, name) if x) or "(body)"
-            errors.setdefault(key, []).append(err.message)
+            secret = _SECRET_FIELD.search(key.rsplit(".", 1)[-1])
+            # jsonschema messages quote the value; a secret's value must never come back in an error.
+            message = f"Invalid value ({err.kind.name} check failed)." if secret and "property" not in kind else err.message
+            errors.setdefault(key, []).append(message)
     return errors
 
 

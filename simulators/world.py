@@ -37,6 +37,10 @@ class Invalid(ValueError):
         self.field = field
 
 
+class Forbidden(PermissionError):
+    """The key's user may not do this (answered 403)."""
+
+
 class Ids:
     """Seeded uid source, so the same seed gives the same uids (design principle 4)."""
 
@@ -110,6 +114,16 @@ class Dataset:
     item_index: dict[str, int] = field(default_factory=dict)
     model_outputs: dict[str, Any] = field(default_factory=dict)  # model family -> ModelOutput, sampled on first use
     sequence_index: dict[str, int] = field(default_factory=dict)
+    # Added for create/health/transfer/bulk edit (simulators/datasets.py, simulators/annotations.py):
+    indexing: Any = None  # Timeline creating -> created while a new dataset is indexed; None when seeded
+    item_keys: list[str] | None = None  # storage keys of created datasets' items (None: images/NNNNNN.jpg)
+    item_sequence: dict[int, str] = field(default_factory=dict)  # item index -> sequence uid (frames)
+    declared_sequence: bool = False  # is_sequence as sent on create (TypeScript SDK)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # create_metadata, industry, license, gpu_texture_format
+    storage: dict[str, Any] = field(default_factory=dict)  # provider, bucket, prefix, import stats; never credentials
+    objects: dict[str, dict[str, dict]] = field(default_factory=dict)  # item/sequence uid -> object_uuid -> object
+    bulk_projects: dict[str, str] = field(default_factory=dict)  # "object_type|object_name" -> project uid
 
     def __post_init__(self) -> None:
         self.item_index = {u: i for i, u in enumerate(self.item_uids)}
@@ -117,7 +131,7 @@ class Dataset:
 
     @property
     def is_sequence(self) -> bool:
-        return bool(self.sequences)
+        return bool(self.sequences) or self.declared_sequence
 
 
 @dataclass
