@@ -41,8 +41,15 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app[STATE] = state
     app[SPEC] = spec
     found = handlers.collect(spec)
-    for op in spec.routes():
+    routes = spec.routes()
+    for i, op in enumerate(routes):
         app.router.add_route(op.method, spec.base_path + op.path, _endpoint(op, found.get(op.operation_id), state))
+        last_of_path = i + 1 == len(routes) or routes[i + 1].path != op.path
+        if last_of_path and "{" not in op.path:
+            # A literal path owns its URL (Django-style): other methods get 405 here instead of falling
+            # through to a placeholder sibling (GET /fleet/events/batch/ is not get_fleet_event("batch")).
+            methods = sorted(o.method for o in routes if o.path == op.path)
+            app.router.add_route("*", spec.base_path + op.path, _method_not_allowed(methods))
     control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():
         app.router.add_route(op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
@@ -55,6 +62,13 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/openapi.yaml", _serve_text(spec.text))
     app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
     return app
+
+
+def _method_not_allowed(methods: list[str]) -> Callable:
+    async def refuse(request: web.Request) -> web.Response:
+        return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {"Allow": ", ".join(methods)})
+
+    return refuse
 
 
 def _serve_text(text: str) -> Callable:
