@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from simulators.annotations import bulk_results
 from simulators.autolabel import AutoLabelJob, settle_project
 from simulators.clock import iso
+from simulators.datasets import mime_type, settle_dataset
 from simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, Project, Sequence, Task, User
 
 MEDIA_ROOT = "https://data.avala.ai/mock"
@@ -43,14 +45,15 @@ def project(p: Project, now: float) -> dict[str, Any]:
     }
 
 
-def dataset(d: Dataset) -> dict[str, Any]:
+def dataset(d: Dataset, now: float | None = None) -> dict[str, Any]:
+    """``now`` settles a new dataset's indexing (``creating`` -> ``created``); without it the last status."""
     return {
         "uid": d.uid,
         "name": d.name,
         "slug": d.slug,
         "item_count": len(d.item_uids),
         "owner_name": d.owner_name,
-        "status": d.status,
+        "status": settle_dataset(d, now) if now is not None else d.status,
         "data_type": d.data_type,
         "is_sequence": d.is_sequence,
         "visibility": d.visibility,
@@ -61,11 +64,15 @@ def dataset(d: Dataset) -> dict[str, Any]:
 
 
 def dataset_item(d: Dataset, index: int, store: OrgStore, now: float) -> dict[str, Any]:
-    key = f"images/{index:06d}.jpg"
+    key = d.item_keys[index] if d.item_keys is not None else f"images/{index:06d}.jpg"
     w, h = d.image_size
+    uid = d.item_uids[index]
+    results = _item_results(d, index, store, now)
+    if uid in d.objects:  # cuboids from bulk edits, one result per bulk-edition project
+        results += bulk_results(d.objects[uid])
     return {
         "id": index + 1,
-        "uid": d.item_uids[index],
+        "uid": uid,
         "is_hidden": False,
         "key": key,
         "dataset": d.uid,
@@ -75,12 +82,12 @@ def dataset_item(d: Dataset, index: int, store: OrgStore, now: float) -> dict[st
         "gpu_texture_url": None,
         "thumbnails": [f"{MEDIA_ROOT}/{d.slug}/thumbs/{index:06d}.jpg"],
         "video_thumbnail": None,
-        "metadata": {"width": w, "height": h, "mime_type": "image/jpeg"},
+        "metadata": {"width": w, "height": h, "mime_type": mime_type(key)},
         "export_snippet": None,
-        "annotations": {"results": _item_results(d, index, store, now)},
+        "annotations": {"results": results},
         "crop_data": None,
         "related_items": [],
-        "related_sequence_uid": None,
+        "related_sequence_uid": d.item_sequence.get(index),
         "created_at": iso(d.created_at + index),
         "updated_at": iso(d.created_at + index),
     }

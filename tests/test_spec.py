@@ -15,16 +15,11 @@ SPEC = Spec(default_spec_path())
 # Operations that still answer 501. This list may only shrink: implementing one means deleting its line.
 NOT_YET_IMPLEMENTED = {
     "admit_managed_fleet_upload",
-    "bulk_edit_annotations",
     "complete_manual_upload",
     "confirm_fleet_recording_upload",
-    "create_dataset",
-    "create_export",
     "create_manual_upload_dataset",
     "finalize_fleet_recording_upload",
     "finalize_managed_fleet_upload",
-    "get_dataset_health",
-    "get_export",
     "get_fleet_recording_upload_status",
     "get_managed_fleet_upload_multipart_progress",
     "get_managed_fleet_upload_status",
@@ -32,12 +27,10 @@ NOT_YET_IMPLEMENTED = {
     "get_manual_upload_quota",
     "init_fleet_recording_upload",
     "init_managed_fleet_upload_multipart",
-    "list_exports",
     "presign_fleet_recording_upload_urls",
     "presign_managed_fleet_upload_parts",
     "presign_manual_upload",
     "presign_manual_upload_parts",
-    "transfer_dataset",
 }
 
 

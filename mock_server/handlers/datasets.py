@@ -1,4 +1,8 @@
-"""Datasets, their items and sequences (tag ``datasets``)."""
+"""Datasets, their items and sequences, create / health / transfer (tag ``datasets``).
+
+The rules live in simulators/datasets.py (create, indexing, transfer, health) and
+simulators/annotations.py (bulk-edited objects shown on sequences).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,54 @@ from typing import Any
 
 from mock_server import wire
 from mock_server.context import Ctx
+from mock_server.errors import ApiError
+from simulators import datasets as rules
+from simulators.annotations import bulk_results
 from simulators.world import Dataset, NotFound
 
 
 def list_datasets(ctx: Ctx) -> dict[str, Any]:
-    q = ctx.query
+    q, now = ctx.query, ctx.now
     name = q.get("name", "").lower()
+    for d in ctx.store.datasets.values():
+        rules.settle_dataset(d, now)  # the status filter sees indexing that ended meanwhile
     found = [
         d for d in ctx.store.datasets.values()
         if (not name or name in d.name.lower())
         and all(q.get(k) in (None, getattr(d, k)) for k in ("data_type", "status", "visibility"))
     ]
-    return ctx.page_of(found, wire.dataset)
+    return ctx.page_of(found, lambda d: wire.dataset(d, now))
+
+
+def create_dataset(ctx: Ctx) -> dict[str, Any]:
+    try:
+        ds = rules.create_from_body(ctx.world, ctx.store, ctx.user, ctx.body)  # type: ignore[arg-type]
+    except PermissionError as exc:
+        raise ApiError(403, str(exc)) from None
+    return wire.dataset(ds, ctx.now)
 
 
 def get_dataset(ctx: Ctx) -> dict[str, Any]:
-    return wire.dataset(ctx.store.dataset(ctx.path["uid"]))
+    return wire.dataset(ctx.store.dataset(ctx.path["uid"]), ctx.now)
 
 
 def get_dataset_by_slug(ctx: Ctx) -> dict[str, Any]:
-    return wire.dataset(_by_slug(ctx))
+    return wire.dataset(_by_slug(ctx), ctx.now)
+
+
+def transfer_dataset(ctx: Ctx) -> dict[str, Any]:
+    body = ctx.body or {}
+    try:
+        ds = rules.transfer_dataset(ctx.world, ctx.store, ctx.user, _by_slug(ctx),  # type: ignore[arg-type]
+                                    organization_uid=body.get("organization_uid"),
+                                    owner_username=body.get("owner_username"))
+    except PermissionError as exc:
+        raise ApiError(403, str(exc)) from None
+    return wire.dataset(ds, ctx.now)
+
+
+def get_dataset_health(ctx: Ctx) -> dict[str, Any]:
+    return wire.record(rules.health(_by_slug(ctx), ctx.store, ctx.now))
 
 
 def list_dataset_items(ctx: Ctx) -> dict[str, Any]:
@@ -51,8 +83,12 @@ def get_dataset_sequence(ctx: Ctx) -> dict[str, Any]:
     index = ds.sequence_index.get(ctx.path["sequence_uid"])
     if index is None:
         raise NotFound(f"Sequence {ctx.path['sequence_uid']!r} not found in {ds.owner_name}/{ds.slug}.")
-    return wire.sequence(ds, ds.sequences[index], detail=True)
+    seq = ds.sequences[index]
+    out = wire.sequence(ds, seq, detail=True)
+    out["annotations"] = {"results": bulk_results(ds.objects.get(seq.uid, {}))}  # 3D cuboids / polylines
+    return out
 
 
 def _by_slug(ctx: Ctx) -> Dataset:
-    return ctx.store.dataset_by_slug(ctx.path["owner"], ctx.path["slug"])
+    owner = rules.owner_alias(ctx.store, ctx.path["owner"])  # a member's email names their username
+    return ctx.store.dataset_by_slug(owner, ctx.path["slug"])
