@@ -13,7 +13,7 @@ from aiohttp import web
 from rich.console import Console
 
 from fixtures.world import DEFAULT_API_KEY, WorldDefinitionError
-from mock_server.app import create_app
+from mock_server.app import create_app, make_runner
 from mock_server.state import STATE, ServerConfig
 from simulators.clock import Clock, ClockError
 
@@ -56,7 +56,7 @@ def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, 
 
 
 async def _serve(app: web.Application, host: str, port: int, started: float) -> None:
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from mock_server.app import create_app
+from mock_server.app import create_app, make_runner
 from mock_server.state import ServerConfig
 
 
@@ -46,7 +46,7 @@ class LiveServer:
         asyncio.set_event_loop(self._loop)
         try:
             self.app = create_app(self.config)
-            self._runner = web.AppRunner(self.app, access_log=None)
+            self._runner = make_runner(self.app)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, 0)
             self._loop.run_until_complete(site.start())
