@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import jsonschema_rs
 
-from fixtures.yamlio import load_yaml
+from fixtures.yamlio import load_yaml_cached
 from mock_server.errors import ApiError, validation_error
 
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -140,7 +140,7 @@ class Spec:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.text = self.path.read_text()
-        self.doc: dict[str, Any] = load_yaml(self.text)
+        self.doc: dict[str, Any] = load_yaml_cached(self.text)
         self.base_path = (self.doc.get("servers") or [{"url": ""}])[0]["url"].rstrip("/")
         urn = f"urn:avala-mock:{self.path.name}"
         registry = jsonschema_rs.Registry([(urn, self.doc)])

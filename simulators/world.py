@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +40,14 @@ class Forbidden(PermissionError):
     """The key's user may not do this (answered 403)."""
 
 
+def _uuid4(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))`` without building a UUID object (3x faster: world start-up)."""
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class Ids:
     """Seeded uid source, so the same seed gives the same uids (design principle 4)."""
 
@@ -50,12 +57,12 @@ class Ids:
 
     def uid(self) -> str:
         with self._lock:
-            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            return _uuid4(self._rng.getrandbits(128))
 
     def many(self, n: int) -> list[str]:
         with self._lock:
             bits = [self._rng.getrandbits(128) for _ in range(n)]
-        return [str(uuid.UUID(int=b, version=4)) for b in bits]
+        return [_uuid4(b) for b in bits]
 
     def hex(self, n: int = 32) -> str:
         with self._lock:
