@@ -5,16 +5,18 @@ the handler. Every answer is JSON; nothing but an injected fault is ever a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from mock_server import control, handlers
+from mock_server import control, event_worker, faults, handlers
 from mock_server.context import Ctx
 from mock_server.errors import ApiError, json_response
 from mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
@@ -27,6 +29,8 @@ API_KEY_HEADER = "X-Avala-Api-Key"
 # upload URLs point at, export downloads). They live under /_storage/ and /_downloads/.
 EXTRA_ROUTE_MODULES = ("mock_server.storage_plane", "mock_server.downloads")
 JSON_TYPES = ("application/json",)
+LARGE_BODY_OPERATIONS = frozenset({"restore_snapshot"})  # control API: a whole world as JSON
+LARGE_BODY_MAX = 1 << 30
 
 
 SPEC = web.AppKey("spec", Spec)
@@ -37,7 +41,17 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     state = MockState(config)
     spec = Spec(config.spec_path or default_spec_path())
     control_spec = Spec(CONTROL_SPEC)
-    app = web.Application(middlewares=[_middleware(state)], client_max_size=8 * 1024 * 1024)
+    middlewares = [_middleware(state)]
+    if config.strict:  # inside the error middleware: it sees every request and never changes an answer
+        from mock_server.strict import StrictJournal, strict_middleware
+
+        journal = StrictJournal(spec)
+        middlewares.append(strict_middleware(spec, journal))
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
+    if config.strict:
+        from mock_server.strict import STRICT
+
+        app[STRICT] = journal
     app[STATE] = state
     app[SPEC] = spec
     found = handlers.collect(spec)
@@ -59,6 +73,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         except ModuleNotFoundError:
             continue
         module.add_routes(app, state)
+    event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
     app.router.add_get("/openapi.yaml", _serve_text(spec.text))
     app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
     return app
@@ -115,11 +130,17 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
         return json_response(result, op.success_status)
 
     endpoint.__name__ = op.operation_id
+    endpoint.operation_id = op.operation_id  # type: ignore[attr-defined]  # read by the journal and shaping
     return endpoint
 
 
 async def _read_body(request: web.Request, op: Operation) -> Any:
-    raw = await request.read() if request.body_exists else b""
+    if op.operation_id in LARGE_BODY_OPERATIONS and request.body_exists:  # snapshots outgrow client_max_size
+        if (request.content_length or 0) > LARGE_BODY_MAX:
+            raise ApiError(413, f"Request body too large (at most {LARGE_BODY_MAX} bytes).")
+        raw = await request.content.read()
+    else:
+        raw = await request.read() if request.body_exists else b""
     if not raw.strip():
         if op.body == "required":
             raise ApiError(400, "A JSON request body is required.", errors={"(body)": ["This field is required."]})
@@ -140,13 +161,28 @@ def _middleware(state: MockState) -> Callable:
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
         if request.path.startswith(("/_mock/", "/_storage/", "/_downloads/")):
             return await _guarded(request, handler)
-        verdict = state.limiter.take(request.headers.get(API_KEY_HEADER) or f"ip:{request.remote}")
-        if verdict.allowed:
-            response = await _guarded(request, handler)
-        else:
+        started = time.perf_counter()
+        op_id = getattr(request.match_info.route.handler, "operation_id", None)
+        method, path = request.method, request.path
+        verdict = state.limiter.take(request.headers.get(API_KEY_HEADER) or f"ip:{request.remote}", op_id, method, path)
+        delay, fault = 0.0, None
+        if not verdict.allowed:
             detail = f"Request was throttled. Expected available in {verdict.retry_after} seconds."
             response = ApiError(429, detail, headers={"Retry-After": str(verdict.retry_after)}).response()
+        elif state.shaping.active:  # latency and faults (mock_server/shaping.py, faults.py)
+            decision = state.shaping.decide(op_id, method, path)
+            delay, fault = decision.delay, decision.fault
+            if delay:
+                await asyncio.sleep(delay)
+            if fault is not None:
+                response, status = await faults.inject(fault, request, lambda: _guarded(request, handler), verdict.headers())
+                state.journal.record(method, path, op_id, status, time.perf_counter() - started, delay, fault.kind)
+                return response
+            response = await _guarded(request, handler)
+        else:
+            response = await _guarded(request, handler)
         response.headers.update(verdict.headers())
+        state.journal.record(method, path, op_id, response.status, time.perf_counter() - started, delay)
         return response
 
     return middleware

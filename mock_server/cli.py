@@ -14,6 +14,7 @@ from rich.console import Console
 
 from fixtures.world import DEFAULT_API_KEY, WorldDefinitionError
 from mock_server.app import create_app, make_runner
+from mock_server.shaping import ShapingError
 from mock_server.state import STATE, ServerConfig
 from simulators.clock import Clock, ClockError
 
@@ -35,13 +36,23 @@ def main() -> None:
 @click.option("--manual-clock", is_flag=True, help="Time moves only through POST /_mock/clock/advance/.")
 @click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="API key of the first organisation.")
 @click.option("--world", "world_file", type=click.Path(exists=True, dir_okay=False), help="World definition YAML.")
-@click.option("--rate-limit", default=6000, show_default=True, type=click.IntRange(1), help="Requests per minute per key.")
+@click.option("--rate-limit", default=6000, show_default=True, type=click.IntRange(1), help="Requests per --rate-window (60 s) per key.")
 @click.option("--storage-base-url", default=None, metavar="URL",
               help="Base of the upload/download URLs the mock hands out (default: <server>/_storage).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Server log level.")
+@click.option("--strict", is_flag=True, help="Record off-contract requests and coverage (GET /_mock/violations/, /_mock/coverage/).")
+@click.option("--rate-window", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Seconds the --rate-limit budget refills over.")
+@click.option("--rate-limit-rule", "rate_rules", multiple=True, metavar="PATTERN=LIMIT[/WINDOW]",
+              help="Own bucket per key for an operationId or /path glob, e.g. 'create_*=10/60' (repeatable).")
+@click.option("--scenario", "scenario_file", default=None, metavar="FILE|NAME",
+              help="Scenario YAML (or a shipped name: flaky-network, throttled, sagemaker-down, slow-sam).")
+@click.option("--journal-size", default=10_000, show_default=True, type=click.IntRange(1), help="Request journal entries kept.")
 def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, api_key: str,
-          world_file: str | None, rate_limit: int, storage_base_url: str | None, log_level: str) -> None:
+          world_file: str | None, rate_limit: int, storage_base_url: str | None, log_level: str,
+          strict: bool = False, rate_window: float = 60.0, rate_rules: tuple[str, ...] = (),
+          scenario_file: str | None = None, journal_size: int = 10_000) -> None:
     """Serve the Avala API on HOST:PORT from the default (or given) world."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
@@ -49,10 +60,23 @@ def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, 
         Clock.from_cli(time_scale, manual_clock)
         config = ServerConfig(seed=seed, time_scale=time_scale, manual_clock=manual_clock, api_key=api_key,
                               world_file=world_file, rate_limit=rate_limit, storage_base_url=storage_base_url)
+        config.strict = strict
+        config.rate_window, config.rate_rules = rate_window, [_rate_rule(r, rate_window) for r in rate_rules]
+        config.scenario_file, config.journal_size = scenario_file, journal_size
         app = create_app(config)
-    except (ClockError, WorldDefinitionError) as exc:
+    except (ClockError, WorldDefinitionError, ShapingError) as exc:
         raise click.UsageError(str(exc)) from None
     asyncio.run(_serve(app, host, port, started))
+
+
+def _rate_rule(text: str, window: float) -> dict:
+    """``PATTERN=LIMIT[/WINDOW]`` -> a rate-limit rule."""
+    pattern, _, budget = text.rpartition("=")
+    limit, _, per = budget.partition("/")
+    try:
+        return {"match": pattern, "limit": int(limit), "window": float(per) if per else window}
+    except ValueError:
+        raise ShapingError(f"--rate-limit-rule {text!r}: expected PATTERN=LIMIT[/WINDOW]") from None
 
 
 async def _serve(app: web.Application, host: str, port: int, started: float) -> None:
@@ -82,6 +106,12 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+
+
+from contracts.cli import contract, verify_client_cmd  # noqa: E402  (the contract harness, issue 6)
+
+main.add_command(contract)
+main.add_command(verify_client_cmd)
 
 
 if __name__ == "__main__":

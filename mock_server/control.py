@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from mock_server import event_worker
 from mock_server.context import Ctx
 from mock_server.errors import ApiError
 from mock_server.state import STATE
@@ -19,6 +21,7 @@ def advance_clock(ctx: Ctx) -> dict[str, Any]:
         ctx.world.clock.advance(float(ctx.body["seconds"]))
     except ClockError as exc:
         raise ApiError(409, str(exc)) from None
+    event_worker.kick(ctx.request.app)  # events due by the new time are emitted before we answer
     return ctx.world.clock.describe()
 
 
@@ -38,3 +41,187 @@ def get_world(ctx: Ctx) -> dict[str, Any]:
             for s in world.stores.values()
         ],
     }
+
+
+def list_events(ctx: Ctx) -> dict[str, Any]:
+    """The bus's log (issue 4), brought up to the clock first."""
+    from simulators.clock import iso
+    from simulators.events import bus
+
+    event_worker.kick(ctx.request.app)
+    q, log = ctx.query, bus(ctx.world)
+    name, since = q.get("event"), q.get("since") or 0
+    found = [e for e in list(log.log) if e["seq"] > since and (
+        name is None or e["event"] == name or (name.endswith(".") and e["event"].startswith(name)))]
+    due = log.next_due()
+    due = due if due is not None and due < 1e11 else None  # a stalled job's end is never due (inf)
+    return {"count": len(found), "next_due": iso(due), "results": found[: q.get("limit") or 1000]}
+
+
+def _strict_journal(ctx: Ctx) -> Any:
+    from mock_server.strict import STRICT
+
+    return ctx.request.app.get(STRICT)
+
+
+def get_violations(ctx: Ctx) -> dict[str, Any]:
+    journal = _strict_journal(ctx)
+    return journal.violations_doc() if journal else {"enabled": False, "count": 0, "requests": 0, "violations": []}
+
+
+def get_coverage(ctx: Ctx) -> dict[str, Any]:
+    journal = _strict_journal(ctx)
+    if journal is None:
+        return {"enabled": False, "operations": 0, "exercised": 0, "percent": 0.0, "counts": {}, "not_exercised": []}
+    return journal.coverage_doc()
+
+
+def clear_violations(ctx: Ctx) -> None:
+    journal = _strict_journal(ctx)
+    if journal:
+        journal.clear()
+
+
+# ---- traffic shaping, scenarios, snapshot and journal (issue 5) -----------------------------------------
+def _shaped(ctx: Ctx, fn: Callable[[], Any]) -> Any:
+    """Run a config change; a config the schema rejects is a 400, never half-applied."""
+    from mock_server.shaping import ShapingError
+
+    try:
+        return fn()
+    except (ShapingError, ValueError) as exc:
+        raise ApiError(400, f"Invalid configuration: {exc}") from None
+
+
+def set_clock_scale(ctx: Ctx) -> dict[str, Any]:
+    try:
+        ctx.world.clock.set_scale(float(ctx.body["scale"]))
+    except ClockError as exc:
+        raise ApiError(409, str(exc)) from None
+    return ctx.world.clock.describe()
+
+
+def get_scenario(ctx: Ctx) -> dict[str, Any]:
+    return {"scenario": ctx.request.app[STATE].scenario}
+
+
+def load_scenario(ctx: Ctx) -> dict[str, Any]:
+    from mock_server.shaping import load_scenario as read
+
+    state, body = ctx.request.app[STATE], ctx.body
+    scenario = _shaped(ctx, lambda: read(body.get("name") or body.get("path"), body.get("scenario")))
+    _load(state, scenario)
+    return get_scenario(ctx)
+
+
+def unload_scenario(ctx: Ctx) -> None:
+    _load(ctx.request.app[STATE], None)
+
+
+def load_world(ctx: Ctx) -> dict[str, Any]:
+    from pathlib import Path
+
+    from mock_server.shaping import load_scenario as read
+    from mock_server.shaping import resolve_world
+
+    state = ctx.request.app[STATE]
+    path = _shaped(ctx, lambda: str(resolve_world(ctx.body["world"], Path.cwd())))
+    scenario = {**(state.scenario or {"name": "control-api"}), "world": path}
+    if "seed" in ctx.body:
+        scenario["seed"] = ctx.body["seed"]
+    _load(state, _shaped(ctx, lambda: read(data=scenario)))
+    return get_world(ctx)
+
+
+def _load(state: Any, scenario: dict | None) -> None:
+    from fixtures.world import WorldDefinitionError
+
+    try:
+        state.load(scenario)
+    except WorldDefinitionError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def get_snapshot(ctx: Ctx) -> dict[str, Any]:
+    from mock_server import snapshot
+
+    state = ctx.request.app[STATE]
+    return snapshot.dump({"world": state.world, "shaping": state.shaping, "limits": state.limiter.describe(),
+                          "scenario": state.scenario, "definition": state.definition})
+
+
+def restore_snapshot(ctx: Ctx) -> dict[str, Any]:
+    from mock_server import snapshot
+
+    state = ctx.request.app[STATE]
+    try:
+        saved = snapshot.load(ctx.body)
+    except snapshot.SnapshotError as exc:
+        raise ApiError(400, str(exc)) from None
+    limits = saved["limits"]
+    state.limiter.configure(limits["limit"], limits["window"], limits["rules"])
+    state.scenario, state.definition = saved["scenario"], saved["definition"]
+    state.shaping, state.world = saved["shaping"], saved["world"]
+    return get_world(ctx)
+
+
+def get_rate_limits(ctx: Ctx) -> dict[str, Any]:
+    return ctx.request.app[STATE].limiter.describe()
+
+
+def set_rate_limits(ctx: Ctx) -> dict[str, Any]:
+    limiter = ctx.request.app[STATE].limiter
+    merged = {**limiter.describe(), **ctx.body}
+    _shaped(ctx, lambda: limiter.configure(merged["limit"], merged["window"], merged["rules"]))
+    return limiter.describe()
+
+
+def clear_rate_limits(ctx: Ctx) -> dict[str, Any]:
+    state = ctx.request.app[STATE]
+    limits = (state.scenario or {}).get("rate_limits", {})
+    cfg = state.config
+    state.limiter.configure(limits.get("limit", cfg.rate_limit), limits.get("window", cfg.rate_window),
+                            limits.get("rules", cfg.rate_rules))
+    return state.limiter.describe()
+
+
+def get_latency(ctx: Ctx) -> dict[str, Any]:
+    shaping = ctx.request.app[STATE].shaping
+    return {"seed": shaping.seed, "rules": shaping.describe()["latency"]}
+
+
+def set_latency(ctx: Ctx) -> dict[str, Any]:
+    _shaped(ctx, lambda: ctx.request.app[STATE].shaping.set_latency(ctx.body["rules"]))
+    return get_latency(ctx)
+
+
+def clear_latency(ctx: Ctx) -> dict[str, Any]:
+    ctx.request.app[STATE].shaping.set_latency([])
+    return get_latency(ctx)
+
+
+def get_faults(ctx: Ctx) -> dict[str, Any]:
+    shaping = ctx.request.app[STATE].shaping
+    return {"seed": shaping.seed, "rules": shaping.describe()["faults"]}
+
+
+def set_faults(ctx: Ctx) -> dict[str, Any]:
+    _shaped(ctx, lambda: ctx.request.app[STATE].shaping.set_faults(ctx.body["rules"]))
+    return get_faults(ctx)
+
+
+def clear_faults(ctx: Ctx) -> dict[str, Any]:
+    ctx.request.app[STATE].shaping.set_faults([])
+    return get_faults(ctx)
+
+
+def get_journal(ctx: Ctx) -> dict[str, Any]:
+    journal = ctx.request.app[STATE].journal
+    q = ctx.query
+    entries = journal.query(method=q.get("method"), path=q.get("path"), operation_id=q.get("operation_id"),
+                            status=q.get("status"), fault=q.get("fault"), since=q.get("since"), limit=q.get("limit", 100))
+    return {**journal.describe(), "entries": entries}
+
+
+def clear_journal(ctx: Ctx) -> None:
+    ctx.request.app[STATE].journal.clear()

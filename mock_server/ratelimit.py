@@ -2,6 +2,10 @@
 
 It runs on wall time (monotonic), not the virtual clock: throttling protects the process and is what a
 client feels in real time, and a manual clock that never moves must not leave a test starved.
+
+Besides the default bucket (``limit`` per ``window`` per key), rules give an operation or path pattern
+its own bucket per key (see :mod:`mock_server.shaping` for ``match``); the first matching rule is the
+bucket a request draws from and reports in its headers, instead of the default one.
 """
 
 from __future__ import annotations
@@ -9,6 +13,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from mock_server.shaping import Matcher, validate
 
 
 @dataclass
@@ -27,10 +34,10 @@ class Verdict:
         }
 
 
-class RateLimiter:
+class Bucket:
     """``limit`` requests per ``window`` seconds per key, refilled continuously."""
 
-    def __init__(self, limit: int = 6000, window: float = 60.0) -> None:
+    def __init__(self, limit: int, window: float) -> None:
         self.limit = int(limit)
         self.window = float(window)
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -48,5 +55,30 @@ class RateLimiter:
         retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
         return Verdict(allowed, self.limit, int(tokens), int(time.time() + full_in + 0.999), retry)
 
+
+class RateLimiter:
+    """The default bucket plus per-pattern rule buckets."""
+
+    def __init__(self, limit: int = 6000, window: float = 60.0, rules: list[dict[str, Any]] | None = None) -> None:
+        self.configure(limit, window, rules or [])
+
+    def configure(self, limit: int, window: float, rules: list[dict[str, Any]]) -> None:
+        validate("rate_limits", {"limit": limit, "window": window, "rules": rules})
+        self.limit, self.window = int(limit), float(window)
+        self.rules = [dict(r) for r in rules]
+        self._default = Bucket(limit, window)
+        self._rules = [(Matcher.of(r), Bucket(r["limit"], r.get("window", window))) for r in rules]
+
+    def take(self, key: str, op_id: str | None = None, method: str = "GET", path: str = "") -> Verdict:
+        for matcher, bucket in self._rules:
+            if matcher(op_id, method, path):
+                return bucket.take(key)
+        return self._default.take(key)
+
+    def describe(self) -> dict[str, Any]:
+        return {"limit": self.limit, "window": self.window, "rules": self.rules}
+
     def clear(self) -> None:
-        self._buckets.clear()
+        self._default._buckets.clear()
+        for _, bucket in self._rules:
+            bucket._buckets.clear()

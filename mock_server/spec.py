@@ -189,7 +189,7 @@ class Spec:
             if p.get("required"):
                 required.append(p["name"])
         schema = {"type": "object", "properties": props, "required": required}
-        operation.query_validator = jsonschema_rs.validator_for(_rebase(schema, registry_urn(self)), registry=registry)
+        operation.query_validator = jsonschema_rs.validator_for(_rebase(schema, registry_urn(self)), registry=registry, validate_formats=True)
 
     def _compile_body(self, operation: Operation, body: dict | None, path: str, method: str, urn: str, registry: Any) -> None:
         if not body:
@@ -199,7 +199,7 @@ class Spec:
         if "application/json" in body.get("content", {}):
             escaped = quote(path.replace("~", "~0").replace("/", "~1"), safe="~")
             pointer = "/".join(["paths", escaped, method, "requestBody", "content", "application~1json", "schema"])
-            operation.body_validator = jsonschema_rs.validator_for({"$ref": f"{urn}#/{pointer}"}, registry=registry)
+            operation.body_validator = jsonschema_rs.validator_for({"$ref": f"{urn}#/{pointer}"}, registry=registry, validate_formats=True)
 
     def routes(self) -> list[Operation]:
         """Operations in registration order: at each segment, literals before placeholders (§1.3)."""

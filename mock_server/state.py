@@ -8,7 +8,10 @@ from pathlib import Path
 from aiohttp import web
 
 from fixtures.world import build_world, load_definition
+from mock_server.journal import Journal
 from mock_server.ratelimit import RateLimiter
+from mock_server.shaping import Shaping, load_scenario
+from simulators import scenarios
 from simulators.clock import Clock
 from simulators.world import World
 
@@ -26,6 +29,10 @@ class ServerConfig:
     rate_window: float = 60.0
     spec_path: Path | None = None
     storage_base_url: str | None = None  # where upload/download URLs point; default <server origin>/_storage
+    strict: bool = False  # record off-contract requests and coverage (mock_server/strict.py)
+    rate_rules: list[dict] = field(default_factory=list)  # per operation/path buckets (mock_server/ratelimit.py)
+    scenario_file: str | None = None  # a scenario YAML or shipped name (fixtures/scenarios/); overrides the above
+    journal_size: int = 10_000  # request journal entries kept (oldest dropped)
 
 
 @dataclass
@@ -37,14 +44,47 @@ class MockState:
     limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.definition = load_definition(self.config.world_file)
-        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window)
-        self.reset()
+        self.scenario = load_scenario(self.config.scenario_file) if self.config.scenario_file else None
+        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window, self.config.rate_rules)
+        self.shaping = Shaping(self.config.seed)
+        self.journal = Journal(self.config.journal_size)
+        self.load(self.scenario)
+
+    def load(self, scenario: dict | None) -> None:
+        """Make ``scenario`` (already validated, see shaping.load_scenario) the baseline; None = the config."""
+        previous = getattr(self, "definition", None), getattr(self, "scenario", None)
+        self.definition = load_definition((scenario or {}).get("world") or self.config.world_file)
+        self.scenario = scenario
+        try:
+            self.reset()
+        except Exception:  # e.g. a world that validates but cannot be built: keep the old baseline
+            if previous[0] is not None and hasattr(self, "world"):
+                self.definition, self.scenario = previous
+                self.reset()
+            raise
+        size = (scenario or {}).get("journal_size", self.config.journal_size)
+        if size != self.journal.size:
+            self.journal = Journal(size)
 
     def reset(self) -> None:
-        clock = Clock.from_cli(self.config.time_scale, self.config.manual_clock)
-        self.world = build_world(self.definition, seed=self.config.seed, clock=clock, api_key=self.config.api_key)
-        self.limiter.clear()
+        """Back to the baseline: a fresh world, clock, shaping and backend scenarios; an empty journal."""
+        scn, cfg = self.scenario or {}, self.config
+        seed = scn.get("seed", cfg.seed)
+        clock = clock_of(scn["clock"]) if "clock" in scn else Clock.from_cli(cfg.time_scale, cfg.manual_clock)
+        self.world = build_world(self.definition, seed=seed, clock=clock, api_key=cfg.api_key)
+        scenarios.install(self.world.shared, scn.get("backend", []))
+        limits = scn.get("rate_limits", {})
+        self.limiter.configure(limits.get("limit", cfg.rate_limit), limits.get("window", cfg.rate_window),
+                               limits.get("rules", cfg.rate_rules))
+        self.shaping.reseed(seed)
+        self.shaping.set_latency(scn.get("latency", []))
+        self.shaping.set_faults(scn.get("faults", []))
+        self.journal.clear()
+
+
+def clock_of(spec: dict) -> Clock:
+    mode = spec.get("mode", "scaled" if "scale" in spec else "real")
+    return Clock(mode, float(spec.get("scale", 1.0)))
 
 
 STATE = web.AppKey("state", MockState)

@@ -10,6 +10,7 @@ from simulators.annotations import bulk_results
 from simulators.autolabel import AutoLabelJob, settle_project
 from simulators.clock import iso
 from simulators.datasets import mime_type, settle_dataset
+from simulators.events import result_uid
 from simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, Project, Sequence, Task, User
 
 MEDIA_ROOT = "https://data.avala.ai/mock"
@@ -116,7 +117,7 @@ def _item_results(d: Dataset, index: int, store: OrgStore, now: float) -> list[d
             continue
         job = store.jobs_by_seq[int(p.result_job[row])]
         pos = int(np.searchsorted(job.rows, row))
-        out.append({"project": p.uid, "status": RESULT_STATUS[state], "source": "auto_label",
+        out.append({"uid": result_uid(p, row), "project": p.uid, "status": RESULT_STATUS[state], "source": "auto_label",
                     "created_by": store.bot.username, "created_by_uid": store.bot.uid,
                     "auto_label_job": job.uid, "model_type": job.model_type, "objects": job.item_predictions(pos)})
     return out

@@ -159,6 +159,9 @@ def act(world: World, store: OrgStore, execution_uid: str, action: str, reason: 
         raise Conflict(f"Execution {execution_uid!r} is already {execution['status']}; only pending executions can be acted on.")
     execution.update(status="completed", action=action, completed_at=now, updated_at=now,
                      response_payload={"action": action, "reason": reason, "decided_at": iso(now)})
+    from simulators.events import bus  # late: the event bus imports this module
+
+    bus(world).apply_action(store, execution, action)  # approve/reject a drafted result
     return execution
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from simulators import events, scenarios
 from simulators.model import MODEL_ALIASES, DatasetModel, ModelProfile, Predictions, run_inference
 from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Dataset, Invalid, OrgStore, Project, World
 
@@ -208,11 +209,13 @@ def resolve_model(world: World, model_type: str) -> ModelProfile:
 
 def model_output(world: World, dataset: Dataset, profile: ModelProfile) -> DatasetModel:
     """The model's (deterministic) detections on the dataset, sampled block by block on first use."""
-    model = dataset.model_outputs.get(profile.name)
+    # A scenario's profile override is a different model: its own cache entry, same seed stream.
+    key = profile.name if profile == world.models.get(profile.name) else f"{profile.name}:{hash(profile)}"
+    model = dataset.model_outputs.get(key)
     if model is None:
         seed = [world.seed, dataset.seq, sum(map(ord, profile.name))]
         model = DatasetModel(profile, dataset.gt, len(dataset.labels), seed, dataset.image_size)
-        dataset.model_outputs[profile.name] = model
+        dataset.model_outputs[key] = model
     return model
 
 
@@ -238,7 +241,8 @@ def create_job(
     dry_run: bool = False,
 ) -> AutoLabelJob:
     """Apply the create rules (one active job per project, 5,000 items, unlabeled only) and sample."""
-    profile = resolve_model(world, model_type)
+    plan = scenarios.plan_job(world.shared, project.uid, project.name, resolve_model(world, model_type))
+    profile = plan.profile
     labels = list(labels or [])
     unknown = [name for name in labels if name not in project.labels]
     if unknown:
@@ -263,6 +267,9 @@ def create_job(
         fail_index = None
         if len(rows) and rng.random() < profile.job_failure_rate:
             fail_index = int(rng.integers(0, len(rows)))
+        fail_index = plan.fail_index(len(rows), fail_index)
+        if plan.stall_after is not None and plan.stall_after < len(rows):
+            done_at[plan.stall_after :] = np.inf  # stalled: never processed, never completes
         job = AutoLabelJob(
             uid=world.ids.uid(),
             seq=seq,
@@ -280,9 +287,12 @@ def create_job(
             fail_index=fail_index,
             bot_uid=store.bot.uid,
         )
+        if plan.unavailable:
+            job.error_message = plan.error_message()
         store.jobs[job.uid] = job
         store.jobs_by_seq[job.seq] = job
         project.active_job = job
+        events.bus(world).job_created(store, job)  # its end event and drafts, due on the clock
         return job
 
 
@@ -295,6 +305,7 @@ def cancel_job(world: World, store: OrgStore, job: AutoLabelJob) -> None:
             raise Conflict(f"Auto-label job {job.uid} is already {status} and cannot be cancelled.")
         job.cancelled_at = now
         job.settle(now)
+        events.bus(world).job_cancelled(store, job, now)
 
 
 def list_jobs(store: OrgStore, now: float, project: str | None = None, status: str | None = None) -> list[AutoLabelJob]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from simulators import events
 from simulators.model import GroundTruth
 from simulators.timeline import Timeline
 from simulators.world import Conflict, Dataset, Invalid, NotFound, OrgStore, Sequence, User, World
@@ -113,6 +114,7 @@ def create_dataset(
             metadata=dict(metadata or {}),
         )
         store.datasets[ds.uid] = ds
+        events.dataset_started(world, store, ds)  # dataset.created once indexing is done
     return ds
 
 
@@ -371,6 +373,7 @@ def transfer_dataset(
             raise Conflict(f"{target} already has a dataset with slug {ds.slug!r}.")
         ds.owner_name = target
         ds.updated_at = world.clock.now()
+        events.bus(world).emit(store, "dataset.updated", {**events.dataset_payload(ds), "change": "transfer"})
     return ds
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from simulators import events
 from simulators.annotations import bulk_results
 from simulators.autolabel import settle_project
 from simulators.clock import iso
@@ -61,6 +62,7 @@ def create_export(world: World, store: OrgStore, *, project: str | None = None, 
             "_snapshot": snapshot,
         })
         collection(store, KIND).add(rec)
+        events.export_started(world, store, rec)  # export.completed/failed when the timeline ends
     return rec
 
 

@@ -1,0 +1,104 @@
+"""Deliberately broken Avala servers, to prove the harness catches real non-conformance: our app with
+one outer middleware that breaks exactly one thing. ``BROKEN`` maps each kind to the check that must
+report it (and the operations worth running against it, to keep tests fast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mock_server.app import create_app, make_runner
+from mock_server.state import ServerConfig
+from mock_server.testing import LiveServer
+
+# kind -> (check that must fail, operations to run, what is broken)
+BROKEN: dict[str, tuple[str, list[str], str]] = {
+    "wrong-status": ("status_code_conformance", ["list_projects"], "GET /projects/ answers 201 instead of 200"),
+    "missing-field": ("response_schema_conformance", ["list_projects"], "project objects lack their required `uid`"),
+    "pagination-gap": ("pagination", ["list_projects", "list_datasets"],
+                       "a page with a next link drops its last item (the cursor still points past it)"),
+    "counters": ("auto_label_lifecycle", ["create_auto_label_job", "get_auto_label_job", "cancel_auto_label_job"],
+                 "a running job reports one more successful item than it processed"),
+    "no-rate-headers": ("rate_limit_headers", ["list_projects"], "X-RateLimit-Remaining is missing"),
+    "error-shape": ("error_body_shape", ["get_project"], 'a 404 says {"error": ...} instead of {"detail": ...}'),
+}
+
+
+def _json(response: web.StreamResponse) -> Any:
+    if not isinstance(response, web.Response) or response.content_type != "application/json" or response.body is None:
+        return None
+    return orjson.loads(response.body)  # type: ignore[arg-type]
+
+
+def _rewrite(response: web.Response, body: Any) -> web.Response:
+    response.body = orjson.dumps(body)
+    return response
+
+
+def breaker(kind: str) -> Callable:
+    """The middleware that breaks ``kind``; it runs outside every middleware of the real app."""
+    if kind not in BROKEN:
+        raise ValueError(f"unknown broken kind {kind!r}; one of {', '.join(BROKEN)}")
+
+    @web.middleware
+    async def broken(request: web.Request, handler: Callable) -> web.StreamResponse:
+        response = await handler(request)
+        op = getattr(request.match_info.route.handler, "__name__", "")
+        body = _json(response)
+        if kind == "wrong-status" and op == "list_projects" and response.status == 200:
+            response.set_status(201)
+        elif kind == "missing-field" and op in ("list_projects", "get_project") and isinstance(body, dict):
+            for item in body.get("results", [body]):
+                item.pop("uid", None)
+            _rewrite(response, body)  # type: ignore[arg-type]
+        elif kind == "pagination-gap" and isinstance(body, dict) and body.get("next") and len(body.get("results", [])) > 1:
+            body["results"] = body["results"][:-1]
+            _rewrite(response, body)  # type: ignore[arg-type]
+        elif kind == "counters" and op == "get_auto_label_job" and isinstance(body, dict) and body.get("processed_items"):
+            body["successful_items"] += 1
+            _rewrite(response, body)  # type: ignore[arg-type]
+        elif kind == "no-rate-headers":
+            response.headers.pop("X-RateLimit-Remaining", None)
+        elif kind == "error-shape" and response.status == 404 and isinstance(body, dict):
+            _rewrite(response, {"error": body.get("detail")})  # type: ignore[arg-type]
+        return response
+
+    return broken
+
+
+def broken_app(kind: str, config: ServerConfig | None = None) -> web.Application:
+    app = create_app(config or ServerConfig(manual_clock=True, rate_limit=10**9))
+    app.middlewares.insert(0, breaker(kind))
+    return app
+
+
+class BrokenServer(LiveServer):
+    """``LiveServer`` serving ``broken_app(kind)`` on a free port."""
+
+    def __init__(self, kind: str, config: ServerConfig | None = None) -> None:
+        super().__init__(config or ServerConfig(manual_clock=True, rate_limit=10**9))
+        self.kind = kind
+        breaker(kind)  # fail fast on an unknown kind
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self.app = broken_app(self.kind, self.config)
+            self._runner = make_runner(self.app)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, 0)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        except BaseException as exc:  # surfaced to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()

@@ -1,0 +1,66 @@
+"""``avala-mock contract`` and ``avala-mock verify-client``; registered on the main CLI group."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+REPORT_FORMATS = ("json", "junit", "html")
+
+
+@click.command()
+@click.option("--base-url", required=True, metavar="URL", help="Root of the API under test, e.g. https://staging.example/api/v1.")
+@click.option("--api-key", required=True, envvar="AVALA_API_KEY", metavar="KEY", help="API key sent as X-Avala-Api-Key.")
+@click.option("--operations", default=None, metavar="ID,ID", help="Only these operationIds (comma-separated).")
+@click.option("--max-examples", default=10, show_default=True, type=click.IntRange(1), help="Generated cases per operation and phase.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for generation (deterministic runs).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Concurrent schemathesis workers.")
+@click.option("--lifecycle-timeout", default=60.0, show_default=True, type=float,
+              help="Seconds to wait for an auto-label job to end when the target's clock cannot be advanced.")
+@click.option("--no-schemathesis", is_flag=True, help="Run only our own checks (lifecycle, pagination, headers, errors).")
+@click.option("--report", "report_format", type=click.Choice(REPORT_FORMATS), default=None, help="Also write a report file.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the report (default: avala-contract.<ext>).")
+@click.option("--all-rows", is_flag=True, help="Show passing operations in the table too.")
+def contract(base_url: str, api_key: str, operations: str | None, max_examples: int, seed: int, workers: int,
+             lifecycle_timeout: float, no_schemathesis: bool, report_format: str | None, output: Path | None,
+             all_rows: bool) -> None:
+    """Check a server (our mock, a staging Avala, another mock) against openapi.yaml; exit 1 on failure."""
+    from contracts.runner import HarnessOptions, run_harness
+
+    console = Console(highlight=False, width=160)
+    ops = [o.strip() for o in operations.split(",") if o.strip()] if operations else None
+    opts = HarnessOptions(base_url=base_url.rstrip("/"), api_key=api_key, operations=ops, max_examples=max_examples,
+                          seed=seed, workers=workers, schemathesis=not no_schemathesis, lifecycle_timeout=lifecycle_timeout)
+    report = run_harness(opts)
+    report.render(console, all_rows=all_rows)
+    if report_format:
+        ext = {"json": "json", "junit": "xml", "html": "html"}[report_format]
+        path = output or Path(f"avala-contract.{ext}")
+        text = {"json": report.to_json, "junit": report.to_junit, "html": report.to_html}[report_format]()
+        path.write_text(text)
+        console.print(f"report: {path}")
+    sys.exit(0 if report.passed else 1)
+
+
+@click.command(name="verify-client", context_settings={"ignore_unknown_options": True})
+@click.option("--min-coverage", default=None, type=click.FloatRange(0, 100), help="Fail below this % of spec operations exercised.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the mock's world.")
+@click.option("--time-scale", default="instant", show_default=True, metavar="FLOAT|instant", help="The mock's clock.")
+@click.option("--timeout", default=None, type=float, help="Kill the client after this many seconds.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def verify_client_cmd(min_coverage: float | None, seed: int, time_scale: str, timeout: float | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND against a fresh strict mock; exit 1 if it sent any off-contract request.
+
+    Example: avala-mock verify-client -- python my_client.py
+    """
+    from contracts.verify import verify_client
+
+    console = Console(highlight=False, width=160)
+    result = verify_client(list(command), min_coverage=min_coverage, seed=seed, time_scale=time_scale,
+                           timeout=timeout, console=console)
+    result.render(console)
+    sys.exit(0 if result.passed else 1)

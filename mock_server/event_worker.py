@@ -1,0 +1,112 @@
+"""The asyncio side of the event bus: a background task that performs the webhook and callback POSTs.
+
+It wakes every ``POLL_S`` (and at once when kicked, e.g. right after ``POST /_mock/clock/advance/``),
+drains what is due by the virtual clock and sends each POST as its own task with a timeout, so a slow
+or dead receiver never holds up the request path or the other deliveries. Results go back to the bus,
+which records the attempt and schedules any retry on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from mock_server.state import MockState
+from simulators import events
+
+log = logging.getLogger("avala_mock.events")
+POLL_S = 0.05  # wall seconds between looks at the schedule (a heap peek when nothing is due)
+SEND_TIMEOUT_S = 5.0
+MAX_CONCURRENT_SENDS = 32
+
+
+class EventWorker:
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._sends: set[asyncio.Task] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+
+    async def start(self, app: web.Application) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S))
+        self._task = asyncio.create_task(self._run(), name="avala-mock-events")
+
+    async def stop(self, app: web.Application) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._sends):
+            task.cancel()
+        await asyncio.gather(*self._sends, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+            try:
+                self.drain_once()
+            except Exception:  # a bug must not stop deliveries for the rest of the run
+                log.exception("event drain failed")
+
+    def drain_once(self) -> int:
+        """Emit what is due now and start its sends; returns how many sends started."""
+        world = self.state.world
+        bus = events.bus(world)
+        if not bus.ready(world.clock.now()):
+            return 0
+        outgoing = bus.drain(world.clock.now())
+        for out in outgoing:
+            task = asyncio.create_task(self._send(bus, out))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        return len(outgoing)
+
+    async def _send(self, bus: events.EventBus, out: events.Outgoing) -> None:
+        assert self._session is not None
+        status: int | None = None
+        async with self._slots:
+            try:
+                async with self._session.post(out.url, data=out.body, headers=out.headers, allow_redirects=False) as r:
+                    status = r.status
+                    text = (await r.content.read(4096)).decode("utf-8", "replace")
+            except asyncio.TimeoutError:
+                text = f"Timed out after {SEND_TIMEOUT_S:g} s waiting for the receiver."
+            except (aiohttp.ClientError, OSError) as exc:  # refused, reset, DNS: the URL itself is not echoed
+                text = f"Connection failed: {type(exc).__name__}."
+        try:
+            bus.report(out, status, text)
+        except Exception:
+            log.exception("recording a delivery attempt failed")
+        self.wake.set()  # a retry may already be due (instant clock)
+
+
+WORKER = web.AppKey("event_worker", EventWorker)
+
+
+def register(app: web.Application, state: MockState) -> None:
+    """Start the worker with the app and stop it (pending sends cancelled) on cleanup."""
+    worker = EventWorker(state)
+    app[WORKER] = worker
+    app.on_startup.append(worker.start)
+    app.on_cleanup.append(worker.stop)
+
+
+def kick(app: web.Application) -> None:
+    """Drain now, inside the caller's request, instead of at the next poll (the clock just moved): the
+    delivery records and executions exist when the request answers; only the POSTs are in flight."""
+    worker = app.get(WORKER)
+    if worker is not None and worker._session is not None:
+        try:
+            worker.drain_once()
+        except Exception:  # the clock moved regardless; the background loop will log it again
+            log.exception("event drain failed")

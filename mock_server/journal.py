@@ -1,0 +1,87 @@
+"""The request journal: what the mock answered, newest last, bounded in memory.
+
+A ``deque(maxlen=...)`` of small slotted records, so a long run costs a fixed amount of memory
+(the oldest entries drop off). Recording is O(1); filtering walks the deque, which only the control
+API does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from fnmatch import fnmatchcase
+from typing import Any
+
+DEFAULT_SIZE = 10_000
+
+
+class Entry:
+    __slots__ = ("seq", "at", "method", "path", "operation_id", "status", "latency_ms", "injected_latency_ms", "fault")
+
+    def __init__(self, seq: int, at: float, method: str, path: str, operation_id: str | None, status: int,
+                 latency_ms: float, injected_latency_ms: float, fault: str | None) -> None:
+        self.seq, self.at, self.method, self.path, self.operation_id = seq, at, method, path, operation_id
+        self.status, self.latency_ms, self.injected_latency_ms, self.fault = status, latency_ms, injected_latency_ms, fault
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "at": self.at, "method": self.method, "path": self.path,
+            "operation_id": self.operation_id, "status": self.status,
+            "latency_ms": round(self.latency_ms, 3), "injected_latency_ms": round(self.injected_latency_ms, 3),
+            "fault": self.fault,
+        }
+
+
+class Journal:
+    """Bounded log of requests; ``size`` entries at most, the oldest dropped first."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self.size = int(size)
+        self._entries: deque[Entry] = deque(maxlen=self.size)
+        self._seq = itertools.count(1)
+        self.total = 0
+
+    def record(self, method: str, path: str, operation_id: str | None, status: int, latency_s: float,
+               injected_s: float = 0.0, fault: str | None = None) -> None:
+        """Path only, never the query string or headers: those may carry secrets."""
+        self.total += 1
+        self._entries.append(Entry(next(self._seq), time.time(), method, path, operation_id, status,
+                                   latency_s * 1000.0, injected_s * 1000.0, fault))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.total = 0
+
+    def query(self, *, method: str | None = None, path: str | None = None, operation_id: str | None = None,
+              status: int | None = None, fault: str | None = None, since: int | None = None,
+              limit: int = 100) -> list[dict[str, Any]]:
+        """Newest last. ``path`` and ``operation_id`` are globs; ``fault`` "any" matches every injected fault,
+        "none" the requests without one; ``since`` keeps entries with a larger ``seq``."""
+        out: list[Entry] = []
+        for e in reversed(self._entries):
+            if since is not None and e.seq <= since:
+                break
+            if method is not None and e.method != method.upper():
+                continue
+            if status is not None and e.status != status:
+                continue
+            if operation_id is not None and (e.operation_id is None or not fnmatchcase(e.operation_id, operation_id)):
+                continue
+            if path is not None and not fnmatchcase(e.path, path):
+                continue
+            if fault is not None:
+                if fault == "any" and e.fault is None or fault == "none" and e.fault is not None:
+                    continue
+                if fault not in ("any", "none") and e.fault != fault:
+                    continue
+            out.append(e)
+            if len(out) >= limit:
+                break
+        return [e.as_dict() for e in reversed(out)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"size": self.size, "held": len(self._entries), "total": self.total}

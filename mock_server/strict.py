@@ -1,0 +1,139 @@
+"""Strict mode (``serve --strict``): a middleware that checks every Avala request against openapi.yaml
+on its own, records each off-contract request in a bounded violations journal and counts which
+operations were exercised (coverage). It never changes an answer: the client still gets what the
+mock would have said; the journal is what ``verify-client`` and the pytest plugin read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mock_server.errors import ApiError
+from mock_server.spec import Operation, Spec
+
+API_KEY_HEADER = "X-Avala-Api-Key"
+JOURNAL_SIZE = 1000
+_OWN_PREFIXES = ("/_mock/", "/_storage/", "/_downloads/", "/openapi.yaml")
+
+
+class StrictJournal:
+    """Bounded list of violations (newest kept) plus per-operation request counts."""
+
+    def __init__(self, spec: Spec, size: int = JOURNAL_SIZE) -> None:
+        self.spec = spec
+        self.violations: deque[dict[str, Any]] = deque(maxlen=size)
+        self.total_violations = 0
+        self.requests = 0
+        self.exercised: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.violations.clear()
+            self.total_violations = 0
+            self.requests = 0
+            self.exercised.clear()
+
+    def record(self, request: web.Request, rule: str, detail: str, operation_id: str | None, status: int | None) -> None:
+        with self._lock:
+            self.total_violations += 1
+            self.violations.append({
+                "seq": self.total_violations,
+                "method": request.method,
+                "path": request.path,
+                "operation_id": operation_id,
+                "rule": rule,
+                "detail": detail,
+                "status": status,
+            })
+
+    def violations_doc(self) -> dict[str, Any]:
+        with self._lock:
+            return {"enabled": True, "count": self.total_violations, "requests": self.requests,
+                    "violations": list(self.violations)}
+
+    def coverage_doc(self) -> dict[str, Any]:
+        with self._lock:
+            ops = sorted(self.spec.operations)
+            hit = [o for o in ops if self.exercised[o]]
+            return {
+                "enabled": True,
+                "operations": len(ops),
+                "exercised": len(hit),
+                "percent": round(100.0 * len(hit) / len(ops), 2) if ops else 100.0,
+                "counts": {o: self.exercised[o] for o in hit},
+                "not_exercised": [o for o in ops if not self.exercised[o]],
+            }
+
+
+STRICT = web.AppKey("strict", StrictJournal)
+
+
+async def check_request(request: web.Request, op: Operation) -> list[tuple[str, str]]:
+    """The contract rules this request breaks, as (rule, detail) pairs; empty when it conforms."""
+    found: list[tuple[str, str]] = []
+    if op.secured and not request.headers.get(API_KEY_HEADER):
+        found.append(("security", f"missing {API_KEY_HEADER} header"))
+    try:
+        op.parse_query(request.query)
+    except ApiError as exc:
+        found.append(("query-parameters", exc.detail))
+    if not op.body:
+        return found
+    from mock_server import app as app_module  # loaded by now: strict mode is built inside create_app
+
+    if op.operation_id in getattr(app_module, "LARGE_BODY_OPERATIONS", ()):
+        return found  # the endpoint streams these bodies itself; reading here would consume the stream
+    raw = await request.read() if request.body_exists else b""
+    if not raw.strip():
+        if op.body == "required":
+            found.append(("request-body", "a JSON request body is required"))
+        return found
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        found.append(("content-type", f'"{ctype}" sent; the operation accepts application/json'))
+        return found
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        found.append(("request-body", "body is not valid JSON"))
+        return found
+    try:
+        op.check_body(body)
+    except ApiError as exc:
+        found.append(("request-body", exc.detail))
+    return found
+
+
+def strict_middleware(spec: Spec, journal: StrictJournal) -> Callable:
+    """Middleware recording off-contract requests; placed inside the rate-limit/error middleware."""
+    prefix = spec.base_path
+
+    @web.middleware
+    async def strict(request: web.Request, handler: Callable) -> web.StreamResponse:
+        path = request.path
+        if path.startswith(_OWN_PREFIXES):
+            return await handler(request)
+        with journal._lock:
+            journal.requests += 1
+        route_name = getattr(request.match_info.route.handler, "__name__", "")
+        op = spec.operations.get(route_name)
+        http_exc = request.match_info.http_exception
+        if op is not None:
+            with journal._lock:
+                journal.exercised[op.operation_id] += 1
+            for rule, detail in await check_request(request, op):
+                journal.record(request, rule, detail, op.operation_id, None)
+        elif http_exc is not None and http_exc.status == 405 or route_name == "refuse":
+            journal.record(request, "method", f"{request.method} is not an operation of {path}", None, 405)
+        elif http_exc is not None or not path.startswith(prefix + "/"):
+            journal.record(request, "unknown-operation", f"no operation in openapi.yaml matches {request.method} {path}", None, 404)
+        return await handler(request)
+
+    return strict

@@ -1,0 +1,146 @@
+"""Client verification: strict mode's journal and coverage over raw HTTP, and ``avala-mock verify-client``
+failing on a client that sends one malformed request and passing on the SDK's seed quickstart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import avala
+import httpx
+import pytest
+
+from mock_server.state import ServerConfig
+from mock_server.testing import LiveServer
+
+QUICKSTART = textwrap.dedent('''
+    import time
+    from avala import Client
+
+    client = Client()                                   # reads the three variables above
+    project = client.projects.list().items[0]
+    job = client.auto_label_jobs.create(project.uid, model_type="yolo", confidence_threshold=0.6)
+    while job.status in ("pending", "running"):
+        time.sleep(1)
+        job = client.auto_label_jobs.get(job.uid)
+        print(f"{job.progress_pct}% ({job.processed_items}/{job.total_items})")
+    print(job.successful_items, "labeled,", job.skipped_items, "skipped")
+''')
+
+MALFORMED = textwrap.dedent('''
+    import os
+    import httpx
+
+    base, key = os.environ["AVALA_BASE_URL"], os.environ["AVALA_API_KEY"]
+    with httpx.Client(base_url=base + "/", headers={"X-Avala-Api-Key": key}) as http:
+        project = http.get("projects/").json()["results"][0]["uid"]
+        # confidence_threshold must be a number in [0, 1]: this request breaks the contract
+        r = http.post(f"projects/{project}/auto-label/", json={"model_type": "yolo", "confidence_threshold": "high"})
+        print("answered", r.status_code)
+''')
+
+
+@pytest.fixture(scope="module")
+def strict_server():
+    with LiveServer(ServerConfig(manual_clock=True, strict=True, rate_limit=10**9)) as server:
+        yield server
+
+
+@pytest.fixture
+def journal(strict_server, monkeypatch):
+    monkeypatch.setenv("AVALA_ALLOW_INSECURE_BASE_URL", "true")
+    strict_server.reset()
+    assert strict_server.http.delete("/_mock/violations/").status_code == 204
+    return strict_server
+
+
+def test_sdk_traffic_is_on_contract_and_counted(journal):
+    with avala.Client(api_key=journal.api_key, base_url=journal.base_url) as client:
+        project = client.projects.list(limit=5).items[0]
+        job = client.auto_label_jobs.create(project.uid, model_type="yolo", confidence_threshold=0.6)
+        client.auto_label_jobs.get(job.uid)
+        client.auto_label_jobs.list(limit=3)
+    assert journal.control("GET", "violations")["violations"] == []
+    cov = journal.control("GET", "coverage")
+    assert cov["enabled"] is True and cov["operations"] == 150
+    assert {"list_my_projects", "create_auto_label_job", "get_auto_label_job", "list_auto_label_jobs"} <= set(cov["counts"])
+    assert cov["exercised"] == len(cov["counts"]) and "signup" in cov["not_exercised"]
+
+
+def test_each_kind_of_off_contract_request_is_journaled(journal):
+    key = {"X-Avala-Api-Key": journal.api_key}
+    h = journal.http
+    h.get("/api/v1/projects/", params={"limit": "many"}, headers=key)                       # query type
+    uid = h.get("/api/v1/projects/", headers=key).json()["results"][0]["uid"]
+    h.post(f"/api/v1/projects/{uid}/auto-label/", json={"model_type": "gpt-9"}, headers=key)  # body enum
+    h.post(f"/api/v1/projects/{uid}/auto-label/", content=b"model_type=yolo", headers={**key, "Content-Type": "text/plain"})
+    h.put("/api/v1/projects/", headers=key)                                                 # wrong method
+    h.get("/api/v1/no-such-thing/", headers=key)                                            # unknown operation
+    h.get("/api/v1/projects/")                                                              # no key
+    found = journal.control("GET", "violations")["violations"]
+    rules = [(v["rule"], v["operation_id"]) for v in found]
+    assert rules == [
+        ("query-parameters", "list_projects"),
+        ("request-body", "create_auto_label_job"),
+        ("content-type", "create_auto_label_job"),
+        ("method", None),
+        ("unknown-operation", None),
+        ("security", "list_projects"),
+    ]
+    assert "model_type" in found[1]["detail"] and "limit" in found[0]["detail"]
+    assert all(journal.api_key not in str(v) for v in found)
+
+
+def test_not_strict_server_says_so(live):
+    assert httpx.get(live.origin + "/_mock/violations/").json()["enabled"] is False
+
+
+def _verify(tmp_path, script: str, *args: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "client.py"
+    path.write_text(script)
+    cmd = [sys.executable, "-m", "mock_server.cli", "verify-client", *args, "--", sys.executable, str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_verify_client_fails_and_names_the_request_and_rule(tmp_path):
+    done = _verify(tmp_path, MALFORMED)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "answered 400" in out
+    assert "POST /api/v1/projects/" in out and "/auto-label/ (create_auto_label_job): request-body" in out
+    assert "confidence_threshold" in out and "1 off-contract request(s)" in out
+
+
+def test_verify_client_passes_on_the_seed_quickstart(tmp_path):
+    done = _verify(tmp_path, QUICKSTART)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "labeled," in done.stdout and "PASSED" in done.stdout
+
+
+def test_verify_client_min_coverage(tmp_path):
+    done = _verify(tmp_path, QUICKSTART, "--min-coverage", "50")
+    assert done.returncode == 1
+    assert "< --min-coverage 50" in " ".join(done.stdout.split())
+
+
+def test_serve_strict_exposes_the_journal(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "mock_server.cli", "serve", "--strict", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        base = None
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the banner; ends when the server prints its URLs
+            if "AVALA_BASE_URL=" in line:
+                base = line.split("=", 1)[1].strip()
+                break
+        assert base, "no banner"
+        origin = base.rsplit("/api/v1", 1)[0]
+        httpx.get(base + "/projects/", params={"limit": -3}, headers={"X-Avala-Api-Key": "avk_mock_primary"})
+        found = httpx.get(origin + "/_mock/violations/").json()
+        assert found["enabled"] is True
+        assert [(v["rule"], v["operation_id"]) for v in found["violations"]] == [("query-parameters", "list_projects")]
+        assert httpx.get(origin + "/_mock/coverage/").json()["counts"] == {"list_projects": 1}
+    finally:
+        proc.terminate()
+        proc.wait(10)
