@@ -5,14 +5,13 @@ report it (and the operations worth running against it, to keep tests fast).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from mock_server.app import create_app, make_runner
+from mock_server.app import create_app
 from mock_server.state import ServerConfig
 from mock_server.testing import LiveServer
 
@@ -85,20 +84,5 @@ class BrokenServer(LiveServer):
         self.kind = kind
         breaker(kind)  # fail fast on an unknown kind
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self.app = broken_app(self.kind, self.config)
-            self._runner = make_runner(self.app)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        except BaseException as exc:  # surfaced to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+    def make_app(self) -> web.Application:
+        return broken_app(self.kind, self.config)

@@ -42,10 +42,14 @@ class LiveServer:
         self.http = httpx.Client(base_url=self.origin, timeout=30)
         return self
 
+    def make_app(self) -> web.Application:
+        """The application to serve (subclasses serve variants, e.g. contracts/broken.py)."""
+        return create_app(self.config)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self.app = create_app(self.config)
+            self.app = self.make_app()
             self._runner = make_runner(self.app)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, 0)
