@@ -15,7 +15,20 @@ SECOND_ORG_KEY = "avk_mock_secondary"
 
 
 @pytest.fixture(scope="session")
-def live() -> LiveServer:
+def live(pytestconfig: pytest.Config) -> LiveServer:
+    """The session's server: in a thread of this process, or — moto's server mode — the separate
+    ``avala-mock serve --manual-clock --seed 7`` given by ``--avala-mock-url`` (the plugin's option),
+    driven the same way through HTTP and the control API (tests/test_dual_mode.py runs the core
+    suites both ways)."""
+    url = pytestconfig.getoption("avala_mock_url", default=None)
+    if url:
+        from contracts.pytest_plugin import ExternalServer
+
+        server = ExternalServer(url, pytestconfig.getoption("avala_mock_key"))
+        os.environ.update(server.env())
+        yield server
+        server.http.close()
+        return
     with LiveServer(ServerConfig(manual_clock=True, seed=7, rate_limit=10**9)) as server:
         os.environ.update(server.env())
         yield server
