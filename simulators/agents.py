@@ -73,9 +73,7 @@ def update_agent(world: World, store: OrgStore, agent: dict[str, Any], changes: 
 def delete_agent(store: OrgStore, uid: str) -> None:
     """Remove the agent and its executions (they belong to the registration)."""
     agents(store).remove(uid)
-    log = executions(store)
-    for e in log.filter(registration=uid):
-        log.remove(e["uid"])
+    executions(store).remove_where(registration=uid)
 
 
 def record_execution(

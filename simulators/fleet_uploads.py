@@ -177,8 +177,7 @@ def finalize(world: World, store: OrgStore, recording_uid: str, body: dict[str, 
 
 def drop_recording(world: World, store: OrgStore, recording_uid: str) -> None:
     """A deleted recording takes its sessions with it (its objects stay in the bucket, as on S3)."""
-    for rec in sessions(store).filter(recording=recording_uid):
-        sessions(store).remove(rec["uid"])
+    sessions(store).remove_where(recording=recording_uid)
 
 
 if drop_recording not in fleet.ON_RECORDING_DELETED:

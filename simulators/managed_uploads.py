@@ -306,8 +306,7 @@ def _publish(world: World, store: OrgStore, rec: dict[str, Any]) -> str:
 
 
 def drop_recording(world: World, store: OrgStore, recording_uid: str) -> None:
-    for rec in sessions(store).filter(recording=recording_uid):
-        sessions(store).remove(rec["uid"])
+    sessions(store).remove_where(recording=recording_uid)
 
 
 if drop_recording not in fleet.ON_RECORDING_DELETED:

@@ -205,12 +205,8 @@ def delete_organization(world: World, store: OrgStore, org: dict, role: str) -> 
     if org.get("_home"):
         raise Conflict("The organization this API key belongs to cannot be deleted through the API.")
     for kind in (MEMBERS, TEAMS, TEAM_MEMBERS, INVITATIONS):
-        records = collection(store, kind)
-        for rec in records.filter(organization=org["uid"]):
-            records.remove(rec["uid"])
-    configs = collection(store, STORAGE_CONFIGS)
-    for rec in configs.filter(_organization=org["uid"]):
-        configs.remove(rec["uid"])
+        collection(store, kind).remove_where(organization=org["uid"])
+    collection(store, STORAGE_CONFIGS).remove_where(_organization=org["uid"])
     collection(store, ORGS).remove(org["uid"])
 
 
@@ -260,9 +256,7 @@ def remove_member(store: OrgStore, org: dict, role: str, user_uid: str) -> None:
 
 def _drop_member(store: OrgStore, org: dict, m: dict) -> None:
     collection(store, MEMBERS).remove(m["uid"])
-    team_members = collection(store, TEAM_MEMBERS)
-    for tm in team_members.filter(organization=org["uid"], user_uid=m["user_uid"]):
-        team_members.remove(tm["uid"])
+    collection(store, TEAM_MEMBERS).remove_where(organization=org["uid"], user_uid=m["user_uid"])
 
 
 def set_member_role(world: World, store: OrgStore, org: dict, role: str, user_uid: str, new_role: str) -> None:
@@ -399,9 +393,7 @@ def update_team(world: World, store: OrgStore, org: dict, role: str, t: dict, ch
 
 def delete_team(store: OrgStore, role: str, t: dict) -> None:
     require(role, MANAGERS, "delete teams")
-    team_members = collection(store, TEAM_MEMBERS)
-    for tm in team_members.filter(team=t["uid"]):
-        team_members.remove(tm["uid"])
+    collection(store, TEAM_MEMBERS).remove_where(team=t["uid"])
     collection(store, TEAMS).remove(t["uid"])
 
 

@@ -60,6 +60,15 @@ class Collection:
         del self._items[uid]
         return record
 
+    def remove_where(self, **equal: Any) -> int:
+        """Remove every record whose fields equal ``equal`` (children of a deleted parent); returns how many."""
+        if not equal or any(v is None for v in equal.values()):
+            raise ValueError("remove_where needs concrete field values (None would match everything)")
+        doomed = [r["uid"] for r in self.filter(**equal)]
+        for uid in doomed:
+            del self._items[uid]
+        return len(doomed)
+
     def unique(self, key: str, value: Any, *, exclude: str | None = None) -> None:
         """409 unless no other record has ``key == value``."""
         for record in self._items.values():

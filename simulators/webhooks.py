@@ -92,9 +92,7 @@ def update_webhook(world: World, store: OrgStore, webhook: dict[str, Any], chang
 def delete_webhook(store: OrgStore, uid: str) -> None:
     """Remove the subscription and its delivery log (the log belongs to the subscription)."""
     webhooks(store).remove(uid)
-    log = deliveries(store)
-    for d in log.filter(subscription=uid):
-        log.remove(d["uid"])
+    deliveries(store).remove_where(subscription=uid)
 
 
 def record_delivery(
