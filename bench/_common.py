@@ -7,89 +7,59 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from avala_mock.mock_server.testing import ServeProcess
 
 BENCH = Path(__file__).resolve().parent
 KEY = "avk_mock_primary"
 HEADERS = {"X-Avala-Api-Key": KEY}
 NO_THROTTLE = "100000000"
-READY = re.compile(r"AVALA_BASE_URL=(\S+)")
 PORT = re.compile(r"PORT=(\d+)")
 
 
 def avala_mock_cmd() -> list[str]:
-    """The venv's ``avala-mock`` script next to this interpreter, else ``python -m mock_server.cli``."""
+    """The venv's ``avala-mock`` script next to this interpreter, else ``python -m avala_mock``."""
     script = Path(sys.executable).with_name("avala-mock")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mock_server.cli"]
-
-
-def _wait_line(proc: subprocess.Popen, pattern: re.Pattern, timeout: float) -> re.Match:
-    """Wait until a line of the child's stdout matches ``pattern`` (or the child dies / time runs out).
-
-    A daemon thread reads the pipe to its end, so the child never blocks on a full pipe later on.
-    """
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        if found := pattern.search(line):
-            return found
-    raise RuntimeError(f"server did not become ready (rc={proc.poll()}); stdout: {''.join(seen)[-2000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    return [str(script)] if script.exists() else [sys.executable, "-m", "avala_mock"]
 
 
 @contextlib.contextmanager
 def mock_server(*args: str, timeout: float = 120.0) -> Iterator[tuple[subprocess.Popen, str, float]]:
     """Run ``avala-mock serve --host 127.0.0.1 --port 0 --rate-limit 1e8 *args``; yields (proc, base URL, ready s)."""
-    cmd = [*avala_mock_cmd(), "serve", "--host", "127.0.0.1", "--port", "0", "--rate-limit", NO_THROTTLE, *args]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
-    try:
-        base = _wait_line(proc, READY, timeout).group(1)
-        yield proc, base, time.perf_counter() - started
-    finally:
-        stop(proc)
+    with ServeProcess("--host", "127.0.0.1", "--rate-limit", NO_THROTTLE, *args, command=avala_mock_cmd(),
+                      timeout=timeout) as server:
+        yield server.proc, server.base_url, server.ready_s
 
 
 @contextlib.contextmanager
 def child(cmd: list[str], timeout: float = 60.0) -> Iterator[tuple[subprocess.Popen, int]]:
-    """Run a helper server that prints ``PORT=<n>`` when ready; yields (proc, port)."""
+    """Run a helper server that prints ``PORT=<n>`` when ready; yields (proc, port). Stopped by its PID."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        yield proc, int(_wait_line(proc, PORT, timeout).group(1))
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"helper server exited (rc={proc.poll()})")
+            if found := PORT.search(line):
+                yield proc, int(found.group(1))
+                return
+        raise RuntimeError("helper server did not print its port")
     finally:
-        stop(proc)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
 
 
 def proc_mem(pid: int) -> dict[str, int]:

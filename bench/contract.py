@@ -18,9 +18,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contracts.runner import HarnessOptions, run_harness  # noqa: E402
-from mock_server.state import ServerConfig  # noqa: E402
-from mock_server.testing import LiveServer  # noqa: E402
+from avala_mock.contracts.runner import HarnessOptions, run_harness  # noqa: E402
+from avala_mock.mock_server.state import ServerConfig  # noqa: E402
+from avala_mock.mock_server.testing import LiveServer  # noqa: E402
 
 
 def _requests_per_second(server: LiveServer, n: int) -> float:

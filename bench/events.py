@@ -16,12 +16,12 @@ import time
 
 import httpx
 
-from fixtures.world import build_world
-from mock_server.receiver import WebhookReceiver
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
-from simulators import agents, autolabel, dispatch, events
-from simulators.clock import Clock
+from avala_mock.fixtures.world import build_world
+from avala_mock.mock_server.receiver import WebhookReceiver
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+from avala_mock.simulators import agents, autolabel, dispatch, events
+from avala_mock.simulators.clock import Clock
 
 BIG = "Urban Detection (full city)"  # 5,000 items in the first job
 

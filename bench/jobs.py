@@ -25,10 +25,10 @@ import numpy as np
 import orjson
 from _common import BENCH, HEADERS, KEY, mb, mock_server, proc_mem, versus, wait_quiet
 
-from fixtures.world import build_world, load_definition
-from mock_server import wire
-from simulators.autolabel import TERMINAL, create_job
-from simulators.clock import Clock
+from avala_mock.fixtures.world import build_world, load_definition
+from avala_mock.mock_server import wire
+from avala_mock.simulators.autolabel import TERMINAL, create_job
+from avala_mock.simulators.clock import Clock
 
 URBAN = "Urban Detection (full city)"
 BENCH_WORLD = BENCH / "worlds" / "bench.yaml"
@@ -97,7 +97,7 @@ def one_job_inproc(repeats: int) -> dict:
             pass
         t2 = time.perf_counter()
         assert st == "completed" and job.total == 5000, (st, job.total)
-        orjson.dumps(wire.job(job, world.clock.now()))  # what the first completed GET adds: settle + summary + JSON
+        orjson.dumps(wire.job(job.view(world.clock.now())))  # what the first completed GET adds: settle + summary + JSON
         t3 = time.perf_counter()
         for name, value in (("create", t1 - t0), ("state", t2 - t1), ("render", t3 - t2), ("total", t2 - t0)):
             out[name].append(value)

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mock_server.journal import Entry, Journal  # noqa: E402
+from avala_mock.mock_server.journal import Entry, Journal  # noqa: E402
 
 PATHS = [f"/api/v1/auto-label-jobs/{i:032x}/" for i in range(1000)]
 

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_server.app import create_app
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.app import create_app
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 # kind -> (check that must fail, operations to run, what is broken)
 BROKEN: dict[str, tuple[str, list[str], str]] = {

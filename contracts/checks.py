@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from contracts.report import Report
-from mock_server.spec import Spec
+from avala_mock.contracts.report import Report
+from avala_mock.mock_server.context import API_KEY_HEADER
+from avala_mock.mock_server.spec import Spec
 
-API_KEY_HEADER = "X-Avala-Api-Key"
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 TERMINAL = {"completed", "failed", "cancelled"}
 ORDER = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}

@@ -29,7 +29,11 @@ def contract(base_url: str, api_key: str, operations: str | None, max_examples: 
              lifecycle_timeout: float, no_schemathesis: bool, report_format: str | None, output: Path | None,
              all_rows: bool) -> None:
     """Check a server (our mock, a staging Avala, another mock) against openapi.yaml; exit 1 on failure."""
-    from contracts.runner import HarnessOptions, run_harness
+    try:
+        from avala_mock.contracts.runner import HarnessOptions, run_harness
+    except ModuleNotFoundError as exc:
+        raise click.UsageError(f"avala-mock contract needs the 'harness' extra ({exc.name} is not installed): "
+                               "pip install 'avala-mock[harness]'") from None
 
     console = Console(highlight=False, width=160)
     ops = [o.strip() for o in operations.split(",") if o.strip()] if operations else None
@@ -57,7 +61,7 @@ def verify_client_cmd(min_coverage: float | None, seed: int, time_scale: str, ti
 
     Example: avala-mock verify-client -- python my_client.py
     """
-    from contracts.verify import verify_client
+    from avala_mock.contracts.verify import verify_client
 
     console = Console(highlight=False, width=160)
     result = verify_client(list(command), min_coverage=min_coverage, seed=seed, time_scale=time_scale,

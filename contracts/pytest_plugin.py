@@ -6,25 +6,25 @@ and ``assert_contract_kept()``, which fails the test if its client sent an off-c
         run_my_client()                # reads AVALA_BASE_URL / AVALA_API_KEY as usual
         avala_mock.advance(60)         # move the manual clock
         avala_mock.assert_contract_kept()
+
+Every pytest run in an environment holding avala-mock loads this module, wanted or not. So it imports
+only pytest and the standard library, and does no work until one of its fixtures is requested: the
+server, aiohttp and the world builder load inside the fixtures.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
-from fixtures.world import DEFAULT_API_KEY
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.fixtures import DEFAULT_API_KEY
 
-try:  # the webhook receiver fixture, when this version of avala-mock has it
-    from mock_server.pytest_fixtures import webhook_receiver  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+if TYPE_CHECKING:
+    from avala_mock.mock_server.receiver import WebhookReceiver
+    from avala_mock.mock_server.testing import ServerHandle
 
 
 class ContractBroken(AssertionError):
@@ -34,7 +34,7 @@ class ContractBroken(AssertionError):
 class AvalaMock:
     """What a test gets: where the server is, its clock, its journal."""
 
-    def __init__(self, server: LiveServer | ExternalServer) -> None:
+    def __init__(self, server: ServerHandle) -> None:
         self.server = server
 
     base_url = property(lambda self: self.server.base_url)
@@ -54,7 +54,7 @@ class AvalaMock:
     def reset(self) -> None:
         """Fresh world, clock, violations and coverage."""
         self.server.reset()
-        self.server.http.delete("/_mock/violations/").raise_for_status()
+        self.server.control("DELETE", "violations")
 
     def violations(self) -> list[dict[str, Any]]:
         return self.server.control("GET", "violations")["violations"]
@@ -79,23 +79,6 @@ def assert_contract_kept(mock: AvalaMock, min_coverage: float | None = None) -> 
     mock.assert_contract_kept(min_coverage)
 
 
-class ExternalServer:
-    """An avala-mock already running elsewhere (``serve --strict --manual-clock``), driven the same way:
-    the moto-style server mode of the plugin, chosen with ``--avala-mock-url``."""
-
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.origin = self.base_url.rsplit("/api/", 1)[0]
-        self.api_key = api_key
-        self.http = httpx.Client(base_url=self.origin, timeout=30)
-
-    env = LiveServer.env
-    control = LiveServer.control
-    advance = LiveServer.advance
-    reset = LiveServer.reset
-    clock = LiveServer.clock
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("avala-mock")
     group.addoption("--avala-mock-url", default=os.environ.get("AVALA_MOCK_URL"), metavar="BASE_URL",
@@ -104,26 +87,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def avala_mock_server(pytestconfig: pytest.Config) -> Iterator[LiveServer | ExternalServer]:
+def avala_mock_server(pytestconfig: pytest.Config) -> Iterator[ServerHandle]:
     """One strict server per session on a manual clock (seed 0, no rate limit), in a thread of this
     process; or the server given by ``--avala-mock-url``."""
+    from avala_mock.mock_server.testing import ExternalServer, LiveServer
+
     url = pytestconfig.getoption("avala_mock_url")
     if url:
         server = ExternalServer(url, pytestconfig.getoption("avala_mock_key"))
         if not server.control("GET", "violations")["enabled"]:
             pytest.exit(f"{url} is not in strict mode: start it with avala-mock serve --strict --manual-clock", 2)
         yield server
-        server.http.close()
+        server.close()
         return
+    from avala_mock.mock_server.state import ServerConfig
+
     with LiveServer(ServerConfig(manual_clock=True, strict=True, rate_limit=10**9)) as live:
         yield live
 
 
 @pytest.fixture
-def avala_mock(avala_mock_server: LiveServer | ExternalServer, monkeypatch: pytest.MonkeyPatch) -> AvalaMock:
+def avala_mock(avala_mock_server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> AvalaMock:
     """The session server reset to a fresh world, with the SDK env vars pointing at it for this test."""
     mock = AvalaMock(avala_mock_server)
     mock.reset()
     for name, value in mock.env().items():
         monkeypatch.setenv(name, value)
     return mock
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook endpoint on a free port: ``.url`` to subscribe, ``.secret = ...`` to check signatures
+    (a POST with a bad signature is answered 401 and recorded with ``verified=False``), ``.wait_for(event)``,
+    ``.status`` to answer non-2xx, ``.stop()``/``.start()`` to be down and back on the same port."""
+    from avala_mock.mock_server.receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        yield receiver

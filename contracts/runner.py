@@ -14,10 +14,10 @@ import schemathesis
 from multidict import MultiDict
 from schemathesis.engine import events, from_schema
 
-from contracts.checks import Target, run_error_shapes, run_lifecycle, run_pagination
-from contracts.report import Report
-from mock_server.errors import ApiError
-from mock_server.spec import Spec, default_spec_path
+from avala_mock.contracts.checks import Target, run_error_shapes, run_lifecycle, run_pagination
+from avala_mock.contracts.report import Report
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.mock_server.spec import Spec, default_spec_path
 
 OWN_CHECKS = ("auto_label_lifecycle", "pagination", "rate_limit_headers", "error_body_shape")
 # Schema-valid requests that the documented rules reject: not a contract failure. (operationId, check) ->

@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 
 @dataclass

@@ -6,7 +6,6 @@ the handler. Every answer is JSON; nothing but an injected fault is ever a 5xx.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import logging
 import time
@@ -16,21 +15,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_server import control, event_worker, faults, handlers
-from mock_server.context import Ctx
-from mock_server.errors import ApiError, json_response
-from mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
-from mock_server.state import STATE, MockState, ServerConfig
-from simulators.world import Conflict, Forbidden, Invalid, NotFound
+from avala_mock.mock_server import control, downloads, event_worker, faults, handlers, storage_plane
+from avala_mock.mock_server.context import API_KEY_HEADER, Ctx
+from avala_mock.mock_server.errors import ApiError, error_response, json_response
+from avala_mock.mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
+from avala_mock.mock_server.state import STATE, MockState, ServerConfig
+from avala_mock.simulators.errors import AvalaError
 
 log = logging.getLogger("avala_mock")
-API_KEY_HEADER = "X-Avala-Api-Key"
-# Modules with ``add_routes(app, state)`` for routes outside both specs (e.g. the storage data plane that
-# upload URLs point at, export downloads). They live under /_storage/ and /_downloads/.
-EXTRA_ROUTE_MODULES = ("mock_server.storage_plane", "mock_server.downloads")
 JSON_TYPES = ("application/json",)
-LARGE_BODY_OPERATIONS = frozenset({"restore_snapshot"})  # control API: a whole world as JSON
-LARGE_BODY_MAX = 1 << 30
 
 
 SPEC = web.AppKey("spec", Spec)
@@ -43,13 +36,13 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     control_spec = Spec(CONTROL_SPEC)
     middlewares = [_middleware(state)]
     if config.strict:  # inside the error middleware: it sees every request and never changes an answer
-        from mock_server.strict import StrictJournal, strict_middleware
+        from avala_mock.mock_server.strict import StrictJournal, strict_middleware
 
         journal = StrictJournal(spec)
         middlewares.append(strict_middleware(spec, journal))
     app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
     if config.strict:
-        from mock_server.strict import STRICT
+        from avala_mock.mock_server.strict import STRICT
 
         app[STRICT] = journal
     app[STATE] = state
@@ -67,12 +60,8 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():
         app.router.add_route(op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
-    for name in EXTRA_ROUTE_MODULES:  # the mock's own non-Avala planes (byte storage, downloads)
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        module.add_routes(app, state)
+    for plane in (storage_plane, downloads):  # the mock's own non-Avala planes (byte storage, downloads)
+        plane.add_routes(app, state)
     event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
     app.router.add_get("/openapi.yaml", _serve_text(spec.text))
     app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
@@ -135,13 +124,13 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
 
 
 async def _read_body(request: web.Request, op: Operation) -> Any:
-    if op.operation_id in LARGE_BODY_OPERATIONS and request.body_exists:  # snapshots outgrow client_max_size
-        if (request.content_length or 0) > LARGE_BODY_MAX:
-            raise ApiError(413, f"Request body too large (at most {LARGE_BODY_MAX} bytes).")
+    if op.max_body is not None and request.body_exists:  # e.g. snapshots, which outgrow client_max_size
+        if (request.content_length or 0) > op.max_body:
+            raise ApiError(413, f"Request body too large (at most {op.max_body} bytes).")
         raw = await request.content.read()
     else:
         raw = await request.read() if request.body_exists else b""
-    if not raw.strip():
+    if not raw:  # absent or zero-length; whitespace alone is not JSON (400 below)
         if op.body == "required":
             raise ApiError(400, "A JSON request body is required.", errors={"(body)": ["This field is required."]})
         return None
@@ -168,7 +157,7 @@ def _middleware(state: MockState) -> Callable:
         delay, fault = 0.0, None
         if not verdict.allowed:
             detail = f"Request was throttled. Expected available in {verdict.retry_after} seconds."
-            response = ApiError(429, detail, headers={"Retry-After": str(verdict.retry_after)}).response()
+            response = error_response(ApiError(429, detail, headers={"Retry-After": str(verdict.retry_after)}))
         elif state.shaping.active:  # latency and faults (mock_server/shaping.py, faults.py)
             decision = state.shaping.decide(op_id, method, path)
             delay, fault = decision.delay, decision.fault
@@ -191,19 +180,8 @@ def _middleware(state: MockState) -> Callable:
 async def _guarded(request: web.Request, handler: Callable) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return exc.response()
-    except NotFound as exc:
-        return json_response({"detail": str(exc)}, 404)
-    except Conflict as exc:
-        return json_response({"detail": str(exc)}, 409)
-    except Forbidden as exc:
-        return json_response({"detail": str(exc)}, 403)
-    except Invalid as exc:
-        body: dict[str, Any] = {"detail": str(exc)}
-        if exc.field:
-            body["errors"] = {exc.field: [str(exc)]}
-        return json_response(body, 400)
+    except AvalaError as exc:
+        return error_response(exc)
     except web.HTTPMethodNotAllowed as exc:
         allow = ", ".join(sorted(_allowed_methods(request, exc.allowed_methods)))
         return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {"Allow": allow})

@@ -1,35 +1,26 @@
-"""``avala-mock`` command line: ``serve`` starts the mock on a port and prints how to reach it."""
+"""``avala-mock serve``: start the mock on a port and print how to reach it.
+
+Only click is imported at module level: the command group lists this command (``--help``) without
+paying for aiohttp, numpy and the world builder, which ``serve`` imports when it runs.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
-import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
-from aiohttp import web
-from rich.console import Console
 
-from fixtures.world import DEFAULT_API_KEY, WorldDefinitionError
-from mock_server.app import create_app, make_runner
-from mock_server.shaping import ShapingError
-from mock_server.state import STATE, ServerConfig
-from simulators.clock import Clock, ClockError
+if TYPE_CHECKING:
+    from aiohttp import web
 
-console = Console(stderr=False, highlight=False, width=200, soft_wrap=True)
+from avala_mock.fixtures import DEFAULT_API_KEY
 
 
-@click.group()
-@click.version_option(package_name="avala-mock")
-def main() -> None:
-    """avala-mock: an offline, stateful simulator of the Avala API."""
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any free port).")
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="AVALA_MOCK_HOST", help="Address to bind [env AVALA_MOCK_HOST].")
+@click.option("--port", default=8000, show_default=True, envvar="AVALA_MOCK_PORT", type=click.IntRange(0, 65535),
+              help="Port, 0 = any free port [env AVALA_MOCK_PORT].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for ids, the world, model outputs and latencies.")
 @click.option("--time-scale", default="1.0", show_default=True, metavar="FLOAT|instant",
               help="Virtual seconds per wall second, or 'instant' (simulated work takes no time).")
@@ -54,8 +45,17 @@ def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, 
           strict: bool = False, rate_window: float = 60.0, rate_rules: tuple[str, ...] = (),
           scenario_file: str | None = None, journal_size: int = 10_000) -> None:
     """Serve the Avala API on HOST:PORT from the default (or given) world."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
+    import asyncio
+    import logging
+
+    from avala_mock.fixtures.world import WorldDefinitionError
+    from avala_mock.mock_server.app import create_app
+    from avala_mock.mock_server.shaping import ShapingError
+    from avala_mock.mock_server.state import ServerConfig
+    from avala_mock.simulators.clock import Clock, ClockError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         Clock.from_cli(time_scale, manual_clock)
         config = ServerConfig(seed=seed, time_scale=time_scale, manual_clock=manual_clock, api_key=api_key,
@@ -71,6 +71,8 @@ def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, 
 
 def _rate_rule(text: str, window: float) -> dict:
     """``PATTERN=LIMIT[/WINDOW]`` -> a rate-limit rule."""
+    from avala_mock.mock_server.shaping import ShapingError
+
     pattern, _, budget = text.rpartition("=")
     limit, _, per = budget.partition("/")
     try:
@@ -80,25 +82,35 @@ def _rate_rule(text: str, window: float) -> dict:
 
 
 async def _serve(app: web.Application, host: str, port: int, started: float) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    from aiohttp import web
+
+    from avala_mock.mock_server.app import make_runner
+    from avala_mock.mock_server.state import STATE
+
     runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
-        console.print(f"[red]cannot bind {host}:{port}: {exc.strerror}[/red]")
+        click.secho(f"cannot bind {host}:{port}: {exc.strerror}", fg="red", err=True)
         await runner.cleanup()
         sys.exit(2)
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     state = app[STATE]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     base = f"http://{shown}:{bound}/api/v1"
-    console.print(f"avala-mock ready in {time.perf_counter() - started:.2f}s")
-    console.print(f"  AVALA_BASE_URL={base}")
-    console.print("  AVALA_ALLOW_INSECURE_BASE_URL=true")
-    console.print(f"  AVALA_API_KEY={state.config.api_key or DEFAULT_API_KEY}")
-    console.print(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
-    console.print(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")
+    click.echo(f"avala-mock ready in {time.perf_counter() - started:.2f}s (pid {os.getpid()})")
+    click.echo(f"  AVALA_BASE_URL={base}")
+    click.echo("  AVALA_ALLOW_INSECURE_BASE_URL=true")
+    click.echo(f"  AVALA_API_KEY={state.config.api_key or DEFAULT_API_KEY}")
+    click.echo(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
+    click.echo(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,13 +118,3 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
-
-
-from contracts.cli import contract, verify_client_cmd  # noqa: E402  (the contract harness, issue 6)
-
-main.add_command(contract)
-main.add_command(verify_client_cmd)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,8 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.pagination import paginate
-from simulators.world import OrgStore, User, World
+from avala_mock.mock_server.pagination import paginate
+from avala_mock.simulators.world import OrgStore, User, World
+
+API_KEY_HEADER = "X-Avala-Api-Key"  # the spec's ApiKeyAuth scheme
 
 
 @dataclass(slots=True)

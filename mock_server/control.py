@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mock_server import event_worker
-from mock_server.context import Ctx
-from mock_server.errors import ApiError
-from mock_server.state import STATE
-from simulators.clock import ClockError
+from avala_mock.mock_server import event_worker
+from avala_mock.mock_server.context import Ctx
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.mock_server.state import STATE
 
 
 def get_clock(ctx: Ctx) -> dict[str, Any]:
@@ -17,10 +16,7 @@ def get_clock(ctx: Ctx) -> dict[str, Any]:
 
 
 def advance_clock(ctx: Ctx) -> dict[str, Any]:
-    try:
-        ctx.world.clock.advance(float(ctx.body["seconds"]))
-    except ClockError as exc:
-        raise ApiError(409, str(exc)) from None
+    ctx.world.clock.advance(float(ctx.body["seconds"]))
     event_worker.kick(ctx.request.app)  # events due by the new time are emitted before we answer
     return ctx.world.clock.describe()
 
@@ -44,9 +40,9 @@ def get_world(ctx: Ctx) -> dict[str, Any]:
 
 
 def list_events(ctx: Ctx) -> dict[str, Any]:
-    """The bus's log (issue 4), brought up to the clock first."""
-    from simulators.clock import iso
-    from simulators.events import bus
+    """The event bus's log, brought up to the clock first."""
+    from avala_mock.simulators.clock import iso
+    from avala_mock.simulators.events import bus
 
     event_worker.kick(ctx.request.app)
     q, log = ctx.query, bus(ctx.world)
@@ -59,7 +55,7 @@ def list_events(ctx: Ctx) -> dict[str, Any]:
 
 
 def _strict_journal(ctx: Ctx) -> Any:
-    from mock_server.strict import STRICT
+    from avala_mock.mock_server.strict import STRICT
 
     return ctx.request.app.get(STRICT)
 
@@ -82,10 +78,10 @@ def clear_violations(ctx: Ctx) -> None:
         journal.clear()
 
 
-# ---- traffic shaping, scenarios, snapshot and journal (issue 5) -----------------------------------------
+# ---- traffic shaping, scenarios, snapshot and journal -------------------------------------------------
 def _shaped(ctx: Ctx, fn: Callable[[], Any]) -> Any:
     """Run a config change; a config the schema rejects is a 400, never half-applied."""
-    from mock_server.shaping import ShapingError
+    from avala_mock.mock_server.shaping import ShapingError
 
     try:
         return fn()
@@ -94,10 +90,7 @@ def _shaped(ctx: Ctx, fn: Callable[[], Any]) -> Any:
 
 
 def set_clock_scale(ctx: Ctx) -> dict[str, Any]:
-    try:
-        ctx.world.clock.set_scale(float(ctx.body["scale"]))
-    except ClockError as exc:
-        raise ApiError(409, str(exc)) from None
+    ctx.world.clock.set_scale(float(ctx.body["scale"]))
     return ctx.world.clock.describe()
 
 
@@ -106,44 +99,35 @@ def get_scenario(ctx: Ctx) -> dict[str, Any]:
 
 
 def load_scenario(ctx: Ctx) -> dict[str, Any]:
-    from mock_server.shaping import load_scenario as read
+    from avala_mock.mock_server.shaping import load_scenario as read
 
     state, body = ctx.request.app[STATE], ctx.body
     scenario = _shaped(ctx, lambda: read(body.get("name") or body.get("path"), body.get("scenario")))
-    _load(state, scenario)
+    state.load(scenario)
     return get_scenario(ctx)
 
 
 def unload_scenario(ctx: Ctx) -> None:
-    _load(ctx.request.app[STATE], None)
+    ctx.request.app[STATE].load(None)
 
 
 def load_world(ctx: Ctx) -> dict[str, Any]:
     from pathlib import Path
 
-    from mock_server.shaping import load_scenario as read
-    from mock_server.shaping import resolve_world
+    from avala_mock.mock_server.shaping import load_scenario as read
+    from avala_mock.mock_server.shaping import resolve_world
 
     state = ctx.request.app[STATE]
     path = _shaped(ctx, lambda: str(resolve_world(ctx.body["world"], Path.cwd())))
     scenario = {**(state.scenario or {"name": "control-api"}), "world": path}
     if "seed" in ctx.body:
         scenario["seed"] = ctx.body["seed"]
-    _load(state, _shaped(ctx, lambda: read(data=scenario)))
+    state.load(_shaped(ctx, lambda: read(data=scenario)))
     return get_world(ctx)
 
 
-def _load(state: Any, scenario: dict | None) -> None:
-    from fixtures.world import WorldDefinitionError
-
-    try:
-        state.load(scenario)
-    except WorldDefinitionError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
 def get_snapshot(ctx: Ctx) -> dict[str, Any]:
-    from mock_server import snapshot
+    from avala_mock.mock_server import snapshot
 
     state = ctx.request.app[STATE]
     return snapshot.dump({"world": state.world, "shaping": state.shaping, "limits": state.limiter.describe(),
@@ -151,17 +135,10 @@ def get_snapshot(ctx: Ctx) -> dict[str, Any]:
 
 
 def restore_snapshot(ctx: Ctx) -> dict[str, Any]:
-    from mock_server import snapshot
+    from avala_mock.mock_server import snapshot
 
     state = ctx.request.app[STATE]
-    try:
-        saved = snapshot.load(ctx.body)
-    except snapshot.SnapshotError as exc:
-        raise ApiError(400, str(exc)) from None
-    limits = saved["limits"]
-    state.limiter.configure(limits["limit"], limits["window"], limits["rules"])
-    state.scenario, state.definition = saved["scenario"], saved["definition"]
-    state.shaping, state.world = saved["shaping"], saved["world"]
+    state.restore(snapshot.load(ctx.body))
     return get_world(ctx)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from simulators.records import Collection, collection
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import annotations
+from avala_mock.simulators.records import Collection, collection
+from avala_mock.simulators.world import Dataset
 
 
 def records(ctx: Ctx, kind: str) -> Collection:
@@ -31,3 +33,8 @@ def list_page(
         found.reverse()
     keys = [-r["seq"] for r in found] if descending else [r["seq"] for r in found]
     return ctx.page(keys, lambda i, j: [render(r) for r in found[i:j]])
+
+
+def dataset_item(ctx: Ctx, ds: Dataset, index: int, now: float) -> dict[str, Any]:
+    """A dataset item with its results as of ``now`` (items are listed from datasets and from slices)."""
+    return wire.dataset_item(ds, index, annotations.item_results(ctx.store, ds, index, now))

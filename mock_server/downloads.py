@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from mock_server.errors import ApiError
-from mock_server.state import MockState
-from simulators import exports
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.mock_server.state import MockState
+from avala_mock.simulators import exports
 
 
 def add_routes(app: web.Application, state: MockState) -> None:

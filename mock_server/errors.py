@@ -1,4 +1,5 @@
-"""Errors a handler raises, and the JSON bodies they become (DRF style ``{"detail": ...}``)."""
+"""Errors the HTTP façade raises, and the JSON bodies every ``AvalaError`` becomes (DRF style
+``{"detail": ...}``). The hierarchy itself lives in simulators/errors.py, below both layers."""
 
 from __future__ import annotations
 
@@ -7,26 +8,23 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from avala_mock.simulators.errors import AvalaError, summarize
 
-class ApiError(Exception):
-    """An answer other than success: status, a human ``detail``, optional extra body keys and headers."""
+
+class ApiError(AvalaError):
+    """A refusal decided by the façade itself (auth, parsing, protocol), with an explicit status."""
 
     def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.extra = extra
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        return json_response({"detail": self.detail, **self.extra}, self.status, self.headers)
+        super().__init__(detail, status=status, headers=headers, **extra)
 
 
 def validation_error(errors: dict[str, list[str]], where: str = "request") -> ApiError:
     """400 with a readable summary in ``detail`` and every field's messages in ``errors``."""
-    summary = "; ".join(f"{field}: {msgs[0]}" for field, msgs in list(errors.items())[:3])
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-    return ApiError(400, f"Invalid {where}: {summary}{more}", errors=errors)
+    return ApiError(400, summarize(errors, where), errors=errors)
+
+
+def error_response(exc: AvalaError) -> web.Response:
+    return json_response(exc.body(), exc.status, exc.headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -14,8 +14,8 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from mock_server.state import MockState
-from simulators import events
+from avala_mock.mock_server.state import MockState
+from avala_mock.simulators import events
 
 log = logging.getLogger("avala_mock.events")
 POLL_S = 0.05  # wall seconds between looks at the schedule (a heap peek when nothing is due)

@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from mock_server.errors import json_response
-from mock_server.shaping import FaultRule
+from avala_mock.mock_server.errors import json_response
+from avala_mock.mock_server.shaping import FaultRule
 
 STATUS_BODIES = {
     500: "A server error occurred.",

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.errors import ApiError
+from avala_mock.mock_server.errors import ApiError
 
 DEFAULT_LIMIT = 20
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mock_server.shaping import Matcher, validate
+from avala_mock.mock_server.shaping import Matcher, validate
 
 
 @dataclass

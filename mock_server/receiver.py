@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from simulators.dispatch import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
+from avala_mock.simulators.dispatch import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
 
 __all__ = ["Received", "WebhookReceiver", "verify"]
 

@@ -19,18 +19,19 @@ from typing import Any
 
 import jsonschema_rs
 
-from fixtures.yamlio import load_yaml
-from mock_server.latency import sample_seconds
+from avala_mock.fixtures import SCENARIO_DIR, SCENARIO_SCHEMA, WORLD_DIR
+from avala_mock.fixtures.yamlio import load_yaml
+from avala_mock.mock_server.latency import sample_seconds
+from avala_mock.simulators.errors import Invalid
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "scenario_schema.yaml"
-SCHEMA: dict[str, Any] = load_yaml(SCHEMA_PATH.read_text())
+SCHEMA: dict[str, Any] = load_yaml(SCENARIO_SCHEMA.read_text())
 _VALIDATORS: dict[str, Any] = {}
 FAULT_KINDS = ("http_500", "http_502", "http_503", "http_504", "connection_reset", "empty_response",
                "malformed_json", "truncated_body", "slow_body", "hang")
 
 
-class ShapingError(ValueError):
-    """A shaping config that does not match the schema (the control API turns it into a 400)."""
+class ShapingError(Invalid):
+    """A shaping config that does not match the schema (400)."""
 
 
 def validate(kind: str, data: Any) -> None:
@@ -152,10 +153,6 @@ class Shaping:
 
     def describe(self) -> dict[str, Any]:
         return {"seed": self.seed, "latency": [r.spec for r in self.latency], "faults": [r.spec for r in self.faults]}
-
-
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
-WORLD_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "worlds"
 
 
 def scenario_path(ref: str) -> Path:

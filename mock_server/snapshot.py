@@ -23,15 +23,16 @@ from typing import Any
 
 import cloudpickle
 
-from simulators.clock import Clock
+from avala_mock.simulators.clock import Clock
+from avala_mock.simulators.errors import Invalid
 
 FORMAT = "avala-mock-snapshot/1"
 _KEY = secrets.token_bytes(32)
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 
 
-class SnapshotError(ValueError):
-    """A snapshot this process did not make, or one that was altered."""
+class SnapshotError(Invalid):
+    """A snapshot this process did not make, or one that was altered (400)."""
 
 
 def _new_clock(mode: str, scale: float, now: float) -> Clock:
@@ -47,10 +48,20 @@ class _Pickler(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
-def dump(state: dict[str, Any]) -> dict[str, Any]:
+def freeze(obj: Any) -> bytes:
+    """An in-process copy of ``obj`` as bytes (never leaves the process, so it carries no signature)."""
     buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
-    blob = zlib.compress(buf.getvalue(), 1)
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def thaw(blob: bytes) -> Any:
+    """A new, independent object from ``freeze``'s bytes (made by this process)."""
+    return pickle.loads(blob)
+
+
+def dump(state: dict[str, Any]) -> dict[str, Any]:
+    blob = zlib.compress(freeze(state), 1)
     return {"format": FORMAT, "size": len(blob), "signature": hmac.new(_KEY, blob, hashlib.sha256).hexdigest(),
             "data": base64.b64encode(blob).decode()}
 

@@ -9,34 +9,26 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
 
-from fixtures.yamlio import load_yaml_cached
-from mock_server.errors import ApiError, validation_error
+from avala_mock.fixtures.yamlio import load_yaml_cached
+from avala_mock.mock_server.errors import ApiError, validation_error
 
 METHODS = ("get", "put", "post", "patch", "delete")
-_SPEC_CANDIDATES = (
-    Path(__file__).resolve().parent.parent / "openapi.yaml",
-    Path(sys.prefix) / "share" / "avala-mock" / "openapi.yaml",
-)
-CONTROL_SPEC = Path(__file__).resolve().parent / "control.yaml"
+PACKAGED_SPEC = Path(str(files("avala_mock"))) / "openapi.yaml"  # package data; wheels install unpacked
+CONTROL_SPEC = Path(str(files("avala_mock.mock_server"))) / "control.yaml"
 
 
 def default_spec_path() -> Path:
-    """openapi.yaml of the checkout (editable install) or the installed copy; AVALA_MOCK_SPEC overrides."""
+    """The openapi.yaml shipped in the package; ``AVALA_MOCK_SPEC`` points at another copy."""
     env = os.environ.get("AVALA_MOCK_SPEC")
-    if env:
-        return Path(env)
-    for candidate in _SPEC_CANDIDATES:
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("openapi.yaml not found; set AVALA_MOCK_SPEC")
+    return Path(env) if env else PACKAGED_SPEC
 
 
 @dataclass
@@ -59,6 +51,7 @@ class Operation:
     query_validator: Any = None
     body: str | None = None  # None (no request body) | "required" | "optional"
     body_validator: Any = None
+    max_body: int | None = None  # x-max-body-bytes: read past the app's request size cap, up to this
 
     def parse_query(self, raw: Any) -> dict[str, Any]:
         """Coerce the declared query parameters from strings and validate them; unknown ones are ignored."""
@@ -160,6 +153,7 @@ class Spec:
                     tag=(op.get("tags") or ["default"])[0],
                     secured=bool(op.get("security", global_security)),
                     success_status=min(int(c) for c in op["responses"] if c.isdigit() and c.startswith("2")),
+                    max_body=op.get("x-max-body-bytes"),
                 )
                 self._compile_query(operation, params, registry)
                 self._compile_body(operation, op.get("requestBody"), path, method, urn, registry)

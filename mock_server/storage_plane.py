@@ -25,12 +25,13 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
-from mock_server.app import API_KEY_HEADER
-from mock_server.errors import ApiError
-from mock_server.state import MockState
-from simulators import managed_uploads
-from simulators.blobstore import MAX_PART_BYTES, Blobstore, PreconditionFailed, SignatureError, TooLarge, blobstore
-from simulators.world import World
+from avala_mock.mock_server.context import API_KEY_HEADER
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.mock_server.state import MockState
+from avala_mock.simulators import managed_uploads
+from avala_mock.simulators.blobstore import MAX_PART_BYTES, Blobstore, SignatureError, blobstore
+from avala_mock.simulators.errors import TooLarge
+from avala_mock.simulators.world import World
 
 PREFIX = "/_storage"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,14 +46,7 @@ def add_routes(app: web.Application, state: MockState) -> None:
 
 def _guard(state: MockState, fn: Callable[[web.Request, World], Awaitable[web.StreamResponse]]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            return await fn(request, state.world)
-        except SignatureError as exc:
-            raise ApiError(403, str(exc)) from None
-        except PreconditionFailed as exc:
-            raise ApiError(412, str(exc)) from None
-        except TooLarge as exc:
-            raise ApiError(413, str(exc)) from None
+        return await fn(request, state.world)
 
     return handler
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_server.errors import ApiError
-from mock_server.spec import Operation, Spec
+from avala_mock.mock_server.context import API_KEY_HEADER
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.mock_server.spec import Operation, Spec
 
-API_KEY_HEADER = "X-Avala-Api-Key"
 JOURNAL_SIZE = 1000
 _OWN_PREFIXES = ("/_mock/", "/_storage/", "/_downloads/", "/openapi.yaml")
 
@@ -86,12 +86,10 @@ async def check_request(request: web.Request, op: Operation) -> list[tuple[str, 
         found.append(("query-parameters", exc.detail))
     if not op.body:
         return found
-    from mock_server import app as app_module  # loaded by now: strict mode is built inside create_app
-
-    if op.operation_id in getattr(app_module, "LARGE_BODY_OPERATIONS", ()):
+    if op.max_body is not None:
         return found  # the endpoint streams these bodies itself; reading here would consume the stream
     raw = await request.read() if request.body_exists else b""
-    if not raw.strip():
+    if not raw:  # absent or zero-length; whitespace alone is not JSON (400 below)
         if op.body == "required":
             found.append(("request-body", "a JSON request body is required"))
         return found

@@ -1,28 +1,106 @@
-"""A real avala-mock server on a free 127.0.0.1 port in a background thread, for tests and tools.
+"""Handles on a running avala-mock for tests and tools: ``LiveServer`` (a real server on a free
+127.0.0.1 port in a background thread of this process), ``ServeProcess`` (``avala-mock serve`` as a child
+process, stopped by its PID) and ``ExternalServer`` (one already running elsewhere).
 
-It speaks real HTTP (the official SDKs reach it like any server); the helpers drive it only through
-the control API, never by touching its internals.
+All three speak real HTTP (the official SDKs reach them like any server) and are driven only through
+the control API, never by touching internals. The control client is the standard library's, so the
+pytest plugin can hand these out in an environment that has nothing but avala-mock and pytest; heavy
+imports (aiohttp, the world builder) happen when a server is started, not when this module loads.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json as _json
+import os
+import queue
+import re
+import subprocess
+import sys
 import threading
-from typing import Any
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from aiohttp import web
+from avala_mock.fixtures import DEFAULT_API_KEY
 
-from mock_server.app import create_app, make_runner
-from mock_server.state import ServerConfig
+if TYPE_CHECKING:
+    import httpx
+    from aiohttp import web
+
+    from avala_mock.mock_server.state import ServerConfig
+
+READY_LINE = re.compile(r"AVALA_BASE_URL=(\S+)")
 
 
-class LiveServer:
+class ControlError(RuntimeError):
+    """A control-API call answered with an error status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"control API answered {status}: {body[:500]}")
+        self.status, self.body = status, body
+
+
+class ServerHandle:
+    """What every handle offers: where the server is, the SDK's environment, and the control API."""
+
+    origin: str
+    api_key: str = DEFAULT_API_KEY
+    _http: httpx.Client | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/api/v1"
+
+    def env(self) -> dict[str, str]:
+        """The environment variables that point the official SDKs and CLI at this server."""
+        return {"AVALA_BASE_URL": self.base_url, "AVALA_ALLOW_INSECURE_BASE_URL": "true", "AVALA_API_KEY": self.api_key}
+
+    def control(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Call ``/_mock/<path>/``; returns the decoded JSON (None for 204). Raises ``ControlError``."""
+        data = None if json is None else _json.dumps(json).encode()
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        request = urllib.request.Request(f"{self.origin}/_mock/{path.strip('/')}/{query}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ControlError(exc.code, exc.read().decode(errors="replace")) from None
+        return _json.loads(raw) if raw else None
+
+    def advance(self, seconds: float) -> dict:
+        return self.control("POST", "clock/advance", json={"seconds": seconds})
+
+    def reset(self) -> dict:
+        return self.control("POST", "reset")
+
+    def clock(self) -> dict:
+        return self.control("GET", "clock")
+
+    @property
+    def http(self) -> httpx.Client:
+        """An httpx client rooted at the server's origin (needs httpx, from the ``test`` extra)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(base_url=self.origin, timeout=30)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+class LiveServer(ServerHandle):
+    """A real server in a background thread of this process, on a free port."""
+
     def __init__(self, config: ServerConfig | None = None, host: str = "127.0.0.1") -> None:
-        self.config = config or ServerConfig(manual_clock=True)
+        self.config = config
         self.host = host
         self.port = 0
-        self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="avala-mock", daemon=True)
@@ -34,19 +112,32 @@ class LiveServer:
         self.stop()
 
     def start(self) -> LiveServer:
+        if self.config is None:
+            from avala_mock.mock_server.state import ServerConfig
+
+            self.config = ServerConfig(manual_clock=True)
+        self.api_key = self.config.api_key or DEFAULT_API_KEY
         self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("avala-mock did not start within 30 s")
+        if not self._ready.wait(60):
+            raise RuntimeError("avala-mock did not start within 60 s")
         if self._error is not None:
             raise self._error
-        self.http = httpx.Client(base_url=self.origin, timeout=30)
         return self
 
     def make_app(self) -> web.Application:
         """The application to serve (subclasses serve variants, e.g. contracts/broken.py)."""
+        from avala_mock.mock_server.app import create_app
+
         return create_app(self.config)
 
     def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        from avala_mock.mock_server.app import make_runner
+
+        self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         try:
             self.app = self.make_app()
@@ -68,37 +159,96 @@ class LiveServer:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
-        if hasattr(self, "http"):
-            self.http.close()
+        self.close()
 
     @property
-    def origin(self) -> str:
+    def origin(self) -> str:  # type: ignore[override]
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/api/v1"
+
+class ServeProcess(ServerHandle):
+    """``avala-mock serve --port 0 ARGS`` as a child process: ready when its banner names the URL, stopped
+    by its own PID (terminate, then kill), so other avala-mock processes on the machine are never touched."""
+
+    def __init__(self, *args: str, command: list[str] | None = None, env: dict[str, str] | None = None,
+                 cwd: str | None = None, timeout: float = 60.0) -> None:
+        self.args = args
+        self.command = command or [sys.executable, "-m", "avala_mock"]
+        self.env_extra = env or {}
+        self.cwd = cwd
+        self.timeout = timeout
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready_s = 0.0
+        self.origin = ""
+        key = [a for i, a in enumerate(args) if i and args[i - 1] == "--api-key"]
+        self.api_key = key[-1] if key else DEFAULT_API_KEY
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> ServeProcess:
+        started = time.perf_counter()
+        has_port = "--port" in self.args
+        cmd = [*self.command, "serve", *([] if has_port else ["--port", "0"]), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.cwd,
+                                     env={**os.environ, "COLUMNS": "200", **self.env_extra})
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if found := READY_LINE.search(line):
+                self.origin = found.group(1).rsplit("/api/", 1)[0]
+                self.ready_s = time.perf_counter() - started
+                return self
+        self.stop()
+        raise RuntimeError(f"avala-mock serve did not become ready (rc={self.proc.returncode}):\n{self.text[-3000:]}")
+
+    def _pump(self, lines: queue.Queue[str | None]) -> None:
+        """Read the child's output to its end, so it never blocks on a full pipe."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            lines.put(line)
+        lines.put(None)
 
     @property
-    def api_key(self) -> str:
-        from fixtures.world import DEFAULT_API_KEY
+    def text(self) -> str:
+        return "".join(self.output)
 
-        return self.config.api_key or DEFAULT_API_KEY
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
-    def env(self) -> dict[str, str]:
-        """The environment variables that point the official SDKs and CLI at this server."""
-        return {"AVALA_BASE_URL": self.base_url, "AVALA_ALLOW_INSECURE_BASE_URL": "true", "AVALA_API_KEY": self.api_key}
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Terminate (SIGTERM), wait, kill if it lingers; returns the exit code."""
+        self.close()
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return self.proc.returncode
 
-    def control(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, f"/_mock/{path.strip('/')}/", **kwargs)
-        response.raise_for_status()
-        return response.json()
 
-    def advance(self, seconds: float) -> dict:
-        return self.control("POST", "clock/advance", json={"seconds": seconds})
+class ExternalServer(ServerHandle):
+    """An avala-mock already running elsewhere (e.g. ``serve --strict --manual-clock``), driven the same
+    way: the moto-style server mode of the pytest plugin."""
 
-    def reset(self) -> dict:
-        return self.control("POST", "reset")
-
-    def clock(self) -> dict:
-        return self.control("GET", "clock")
+    def __init__(self, base_url: str, api_key: str = DEFAULT_API_KEY) -> None:
+        self.origin = base_url.rstrip("/").rsplit("/api/", 1)[0]
+        self.api_key = api_key

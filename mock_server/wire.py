@@ -1,4 +1,8 @@
-"""Render backend objects as the JSON the official clients read (surface doc §3)."""
+"""Render backend objects as the JSON the official clients read (surface doc §3).
+
+Rendering reads and never changes state: handlers pass objects already brought up to the clock by
+their own accessors (``Project.settle``, ``Dataset.settle``, ``AutoLabelJob.view``, ``item_results``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from simulators.annotations import bulk_results
-from simulators.autolabel import AutoLabelJob, settle_project
-from simulators.clock import iso
-from simulators.datasets import mime_type, settle_dataset
-from simulators.events import result_uid
-from simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, Project, Sequence, Task, User
+from avala_mock.simulators.autolabel import JobView
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.datasets import mime_type
+from avala_mock.simulators.world import NO_RESULT, Dataset, OrgStore, Project, Sequence, Task, User
 
 MEDIA_ROOT = "https://data.avala.ai/mock"
 
@@ -29,8 +31,7 @@ def user(u: User, store: OrgStore) -> dict[str, Any]:
     }
 
 
-def project(p: Project, now: float) -> dict[str, Any]:
-    settle_project(p, now)
+def project(p: Project) -> dict[str, Any]:
     return {
         "uid": p.uid,
         "name": p.name,
@@ -46,15 +47,14 @@ def project(p: Project, now: float) -> dict[str, Any]:
     }
 
 
-def dataset(d: Dataset, now: float | None = None) -> dict[str, Any]:
-    """``now`` settles a new dataset's indexing (``creating`` -> ``created``); without it the last status."""
+def dataset(d: Dataset) -> dict[str, Any]:
     return {
         "uid": d.uid,
         "name": d.name,
         "slug": d.slug,
         "item_count": len(d.item_uids),
         "owner_name": d.owner_name,
-        "status": settle_dataset(d, now) if now is not None else d.status,
+        "status": d.status,
         "data_type": d.data_type,
         "is_sequence": d.is_sequence,
         "visibility": d.visibility,
@@ -64,13 +64,11 @@ def dataset(d: Dataset, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def dataset_item(d: Dataset, index: int, store: OrgStore, now: float) -> dict[str, Any]:
+def dataset_item(d: Dataset, index: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """An item with the ``results`` projects hold for it (``simulators.annotations.item_results``)."""
     key = d.item_keys[index] if d.item_keys is not None else f"images/{index:06d}.jpg"
     w, h = d.image_size
     uid = d.item_uids[index]
-    results = _item_results(d, index, store, now)
-    if uid in d.objects:  # cuboids from bulk edits, one result per bulk-edition project
-        results += bulk_results(d.objects[uid])
     return {
         "id": index + 1,
         "uid": uid,
@@ -92,35 +90,6 @@ def dataset_item(d: Dataset, index: int, store: OrgStore, now: float) -> dict[st
         "created_at": iso(d.created_at + index),
         "updated_at": iso(d.created_at + index),
     }
-
-
-def _item_results(d: Dataset, index: int, store: OrgStore, now: float) -> list[dict[str, Any]]:
-    """The results projects hold for this item: human labels, or bot drafts from auto-label jobs."""
-    out = []
-    for p in store.projects.values():
-        if p.dataset is not d or index not in p.row_of_item:
-            continue
-        settle_project(p, now)
-        row = p.row_of_item[index]
-        state = int(p.result_state[row])
-        if state == NO_RESULT:
-            continue
-        if state == HUMAN_RESULT:
-            a, b = int(d.gt.offsets[index]), int(d.gt.offsets[index + 1])
-            objects = [
-                {"type": "bounding_box", "label": d.labels[int(d.gt.labels[j])],
-                 "bbox": dict(zip(("x", "y", "width", "height"), (round(float(v), 1) for v in d.gt.boxes[j])))}
-                for j in range(a, b) if d.labels[int(d.gt.labels[j])] in p.labels
-            ]
-            out.append({"project": p.uid, "status": RESULT_STATUS[state], "source": "human",
-                        "created_by": store.owner.username, "auto_label_job": None, "objects": objects})
-            continue
-        job = store.jobs_by_seq[int(p.result_job[row])]
-        pos = int(np.searchsorted(job.rows, row))
-        out.append({"uid": result_uid(p, row), "project": p.uid, "status": RESULT_STATUS[state], "source": "auto_label",
-                    "created_by": store.bot.username, "created_by_uid": store.bot.uid,
-                    "auto_label_job": job.uid, "model_type": job.model_type, "objects": job.item_predictions(pos)})
-    return out
 
 
 def sequence(d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
@@ -161,36 +130,27 @@ def task(t: Task) -> dict[str, Any]:
     }
 
 
-def job(j: AutoLabelJob, now: float, *, as_created: bool = False) -> dict[str, Any]:
-    """The job at ``now``; ``as_created`` renders the 202 answer (pending, all counters zero, seed 001)."""
-    if as_created:
-        status, pct, started, completed, error, summary = "pending", 0.0, None, None, None, None
-        counters = (0, 0, 0, 0, 0)
-    else:
-        j.settle(now)
-        s = j.state(now)
-        status, pct, started, completed, error = s.status, s.progress_pct, s.started_at, s.completed_at, s.error_message
-        counters = (s.total_items, s.processed_items, s.successful_items, s.failed_items, s.skipped_items)
-        summary = j.summary(s.processed_items) if status != "pending" else None
-    total, processed, ok, failed, skipped = counters
+def job(view: JobView) -> dict[str, Any]:
+    """A job as ``AutoLabelJob.view`` (or ``created_view`` for the 202 answer) saw it."""
+    j, s = view.job, view.state
     return {
         "uid": j.uid,
         "project": j.project.uid,
-        "status": status,
+        "status": s.status,
         "model_type": j.model_type,
         "confidence_threshold": j.threshold,
         "labels": j.labels,
         "dry_run": j.dry_run,
-        "total_items": total,
-        "processed_items": processed,
-        "successful_items": ok,
-        "failed_items": failed,
-        "skipped_items": skipped,
-        "progress_pct": pct,
-        "error_message": error,
-        "summary": summary,
-        "started_at": iso(started),
-        "completed_at": iso(completed),
+        "total_items": s.total_items,
+        "processed_items": s.processed_items,
+        "successful_items": s.successful_items,
+        "failed_items": s.failed_items,
+        "skipped_items": s.skipped_items,
+        "progress_pct": s.progress_pct,
+        "error_message": s.error_message,
+        "summary": view.summary,
+        "started_at": iso(s.started_at),
+        "completed_at": iso(s.completed_at),
         "created_at": iso(j.created_at),
     }
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.clock import iso
-from simulators.records import Collection, collection, new_record, patch
-from simulators.webhooks import check_url, simulated_receiver
-from simulators.world import Conflict, Invalid, OrgStore, World
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.dispatch import check_url, simulated_receiver
+from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.world import OrgStore, World
 
 AGENT = "Agent"
 EXECUTION = "Agent execution"
@@ -144,23 +145,6 @@ def execution_stats(store: OrgStore, agent: dict[str, Any], now: float) -> dict[
         status = settle(e, now)["status"]
         stats[status] = stats.get(status, 0) + 1
     return stats
-
-
-def act(world: World, store: OrgStore, execution_uid: str, action: str, reason: str | None = None) -> dict[str, Any]:
-    """Decide a pending execution: it leaves ``pending`` for ``completed`` (409 if already decided)."""
-    if action not in ACTIONS:
-        raise Invalid(f"action: {action!r} is not one of {', '.join(ACTIONS)}.", field="action")
-    execution = executions(store).get(execution_uid)
-    now = world.clock.now()
-    settle(execution, now)
-    if execution["status"] != "pending":
-        raise Conflict(f"Execution {execution_uid!r} is already {execution['status']}; only pending executions can be acted on.")
-    execution.update(status="completed", action=action, completed_at=now, updated_at=now,
-                     response_payload={"action": action, "reason": reason, "decided_at": iso(now)})
-    from simulators.events import bus  # late: the event bus imports this module
-
-    bus(world).apply_action(store, execution, action)  # approve/reject a drafted result
-    return execution
 
 
 def test_agent(world: World, store: OrgStore, agent: dict[str, Any]) -> dict[str, Any]:

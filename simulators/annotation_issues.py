@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from simulators.records import collection, new_record
-from simulators.world import Dataset, Invalid, NotFound, OrgStore, Sequence, User, World
+from avala_mock.simulators.errors import Invalid, NotFound
+from avala_mock.simulators.records import collection, new_record
+from avala_mock.simulators.world import Dataset, OrgStore, Sequence, User, World
 
 KIND = "annotation_issues"
 OPEN = "open"

@@ -14,8 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from simulators.clock import iso
-from simulators.world import Dataset, Invalid, OrgStore, User, World
+import numpy as np
+
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.events import result_uid
+from avala_mock.simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, User, World
 
 ITEM_TYPES = ("cuboid",)
 SEQUENCE_TYPES = ("cuboid 3d", "point cloud polyline")
@@ -66,6 +70,39 @@ def apply_bulk_edits(world: World, store: OrgStore, user: User, ds: Dataset, edi
         if plan:
             ds.updated_at = now
     return {"updated": len(plan), "created": created, "deleted": deleted}
+
+
+def item_results(store: OrgStore, d: Dataset, index: int, now: float) -> list[dict[str, Any]]:
+    """The ``annotations.results`` of one item as of ``now``: per project, its human labels or the bot's
+    drafts from auto-label jobs (each project settled to ``now`` first), then bulk-edited objects."""
+    out = []
+    for p in store.projects.values():
+        if p.dataset is not d or index not in p.row_of_item:
+            continue
+        p.settle(now)
+        row = p.row_of_item[index]
+        state = int(p.result_state[row])
+        if state == NO_RESULT:
+            continue
+        if state == HUMAN_RESULT:
+            a, b = int(d.gt.offsets[index]), int(d.gt.offsets[index + 1])
+            objects = [
+                {"type": "bounding_box", "label": d.labels[int(d.gt.labels[j])],
+                 "bbox": dict(zip(("x", "y", "width", "height"), (round(float(v), 1) for v in d.gt.boxes[j])))}
+                for j in range(a, b) if d.labels[int(d.gt.labels[j])] in p.labels
+            ]
+            out.append({"project": p.uid, "status": RESULT_STATUS[state], "source": "human",
+                        "created_by": store.owner.username, "auto_label_job": None, "objects": objects})
+            continue
+        job = store.jobs_by_seq[int(p.result_job[row])]
+        pos = int(np.searchsorted(job.rows, row))
+        out.append({"uid": result_uid(p, row), "project": p.uid, "status": RESULT_STATUS[state], "source": "auto_label",
+                    "created_by": store.bot.username, "created_by_uid": store.bot.uid,
+                    "auto_label_job": job.uid, "model_type": job.model_type, "objects": job.item_predictions(pos)})
+    uid = d.item_uids[index]
+    if uid in d.objects:  # cuboids from bulk edits, one result per bulk-edition project
+        out += bulk_results(d.objects[uid])
+    return out
 
 
 def bulk_results(objects: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

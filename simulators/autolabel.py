@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from simulators import events, scenarios
-from simulators.model import MODEL_ALIASES, DatasetModel, ModelProfile, Predictions, run_inference
-from simulators.world import DRAFT_RESULT, NO_RESULT, Conflict, Dataset, Invalid, OrgStore, Project, World
+from avala_mock.simulators import events, scenarios
+from avala_mock.simulators.errors import Conflict, Invalid
+from avala_mock.simulators.model import MODEL_ALIASES, DatasetModel, ModelProfile, Predictions, run_inference
+from avala_mock.simulators.world import DRAFT_RESULT, NO_RESULT, Dataset, OrgStore, Project, World
 
 MAX_ITEMS_PER_JOB = 5000
 TERMINAL = ("completed", "failed", "cancelled")
@@ -37,6 +38,15 @@ class JobState:
     started_at: float | None
     completed_at: float | None
     error_message: str | None
+
+
+@dataclass
+class JobView:
+    """A job as a reader sees it at one instant: its state and its result summary (None while pending)."""
+
+    job: AutoLabelJob
+    state: JobState
+    summary: dict[str, Any] | None
 
 
 class AutoLabelJob:
@@ -135,6 +145,17 @@ class AutoLabelJob:
             self.project.result_job[rows] = self.seq
         self.settled = k
 
+    def view(self, now: float) -> JobView:
+        """The job as of ``now``: its drafts settled into the project first, so what a reader is told
+        (counters, summary) and what the project holds agree."""
+        self.settle(now)
+        s = self.state(now)
+        return JobView(self, s, self.summary(s.processed_items) if s.status != "pending" else None)
+
+    def created_view(self) -> JobView:
+        """The job as its create answer shows it: pending, every counter zero (seed 001)."""
+        return JobView(self, JobState("pending", 0, 0, 0, 0, 0, 0.0, None, None, None), None)
+
     def summary(self, k: int) -> dict[str, Any] | None:
         """Result breakdown of the first ``k`` processed items, cached per ``k``."""
         if k == 0 and self.total == 0:
@@ -224,12 +245,6 @@ def active_job(project: Project, now: float) -> AutoLabelJob | None:
     return job if job is not None and job.is_active(now) else None
 
 
-def settle_project(project: Project, now: float) -> None:
-    """Bring the project's results up to ``now`` (drafts of its latest job)."""
-    if project.active_job is not None:
-        project.active_job.settle(now)
-
-
 def create_job(
     world: World,
     store: OrgStore,
@@ -255,7 +270,7 @@ def create_job(
         running = active_job(project, now)
         if running is not None:
             raise Conflict(f"Project {project.uid} already has an auto-label job in progress ({running.uid}).")
-        settle_project(project, now)
+        project.settle(now)
         rows = np.flatnonzero(project.result_state == NO_RESULT)[:MAX_ITEMS_PER_JOB]
         seq = store.next_seq()
         rng = np.random.default_rng([world.seed, seq, len(store.jobs)])

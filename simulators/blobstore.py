@@ -22,23 +22,16 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from simulators.world import Conflict, Invalid, NotFound, World
+from avala_mock.simulators.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, TooLarge
+from avala_mock.simulators.world import World
 
 MAX_PART_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 _SHARED_KEY = "blobstore"
 
 
-class SignatureError(PermissionError):
-    """A missing, wrong or expired signature (answered 403)."""
-
-
-class PreconditionFailed(RuntimeError):
-    """``If-None-Match: *`` on an object that already exists (answered 412)."""
-
-
-class TooLarge(ValueError):
-    """A body over the per-request cap or a full store (answered 413)."""
+class SignatureError(Forbidden):
+    """A missing, wrong or expired signature (403)."""
 
 
 @dataclass

@@ -14,11 +14,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from avala_mock.simulators.errors import Conflict
+
 MANUAL_EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
 
 
-class ClockError(ValueError):
-    """An operation the clock's mode does not allow (e.g. advancing a real-time clock)."""
+class ClockError(Conflict, ValueError):
+    """An operation the clock's mode does not allow, e.g. advancing a real-time clock (409)."""
 
 
 class Clock:

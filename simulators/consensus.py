@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from simulators.autolabel import settle_project
-from simulators.records import collection, new_record, patch
-from simulators.timeline import Timeline
-from simulators.world import NO_RESULT, Conflict, Invalid, OrgStore, Project, World
+from avala_mock.simulators.errors import Conflict, Invalid
+from avala_mock.simulators.records import collection, new_record, patch
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import NO_RESULT, OrgStore, Project, World
 
 DEFAULTS = {"iou_threshold": 0.5, "min_agreement_ratio": 0.5, "min_annotations": 2}
 CONFIG_FIELDS = tuple(DEFAULTS)
@@ -203,7 +203,7 @@ def start(world: World, store: OrgStore, project: Project, *, started_at: float 
         busy = running(store, project, now)
         if busy is not None:
             raise Conflict(f"A consensus computation of project {project.uid} is already running ({busy['uid']}).")
-        settle_project(project, now)
+        project.settle(now)
         config = {k: get_config(world, store, project)[k] for k in CONFIG_FIELDS}
         panel = _panel(world, store, project)
         scored = score_rows(panel, scorable_rows(project), config["iou_threshold"])

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from simulators import events
-from simulators.model import GroundTruth
-from simulators.timeline import Timeline
-from simulators.world import Conflict, Dataset, Invalid, NotFound, OrgStore, Sequence, User, World
+from avala_mock.simulators import events
+from avala_mock.simulators.errors import Conflict, Forbidden, Invalid, NotFound
+from avala_mock.simulators.model import GroundTruth
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import Dataset, OrgStore, Sequence, User, World
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 VISIBILITIES = ("private", "unlisted", "public")
@@ -129,16 +130,6 @@ def mime_type(key: str) -> str:
     return _MIME.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
-def settle_dataset(ds: Dataset, now: float) -> str:
-    """The dataset's status at ``now``; once indexing has ended the timeline is dropped."""
-    if ds.indexing is not None:
-        ds.status = ds.indexing.status(now)
-        if ds.indexing.done(now):
-            ds.updated_at = max(ds.updated_at, ds.indexing.steps[-1][1])
-            ds.indexing = None
-    return ds.status
-
-
 def indexed_at(ds: Dataset) -> float | None:
     """When indexing ends (None for a dataset that was never indexed on this clock)."""
     return ds.indexing.steps[-1][1] if ds.indexing is not None else None
@@ -158,7 +149,7 @@ def resolve_owner(store: OrgStore, user: User, *, owner_name: str | None, organi
         raise Invalid("A dataset is owned by a user or by an organization, not both: "
                       "pass owner_name or organization_uid.", field="owner_name")
     if found.uid != user.uid:
-        raise PermissionError("A personal dataset can only be created for your own account.")
+        raise Forbidden("A personal dataset can only be created for your own account.")
     return found.username
 
 
@@ -364,7 +355,7 @@ def transfer_dataset(
         if found is None:
             raise NotFound(f"User {owner_username!r} not found.")
         if found.uid != user.uid:
-            raise PermissionError("owner_username may only name yourself: a dataset cannot be handed to another account.")
+            raise Forbidden("owner_username may only name yourself: a dataset cannot be handed to another account.")
         target = found.username
     with store.lock:
         if target == ds.owner_name:
@@ -381,7 +372,7 @@ def transfer_dataset(
 
 def health(ds: Dataset, store: OrgStore, now: float) -> dict[str, Any]:
     """The ingest report: counts, per-sequence calibration flags and the real findings about this dataset."""
-    status = settle_dataset(ds, now)
+    status = ds.settle(now).status
     issues: list[str] = []
     sequences = []
     total_frames = 0

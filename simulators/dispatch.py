@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulators.webhooks import simulated_receiver
+from avala_mock.simulators.errors import Invalid
 
 SIGNATURE_HEADER = "X-Avala-Signature"
 EVENT_HEADER = "X-Avala-Event"
@@ -24,6 +25,9 @@ RESPONSE_BODY_LIMIT = 1024  # characters of the receiver's answer kept on the de
 # Reserved names (RFC 2606 / RFC 6761) are answered in-process, so the seeded world never touches the
 # network: ``.invalid`` fails to resolve, the example domains answer 200. Every other host gets a real POST.
 _EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org", "example")
+UNRESOLVABLE_SUFFIX = ".invalid"  # RFC 2606: never resolves, so the simulated receiver fails
+_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")  # RFC 3986
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*")  # name, IPv4 or IPv6
 
 
 def webhook_matches(webhook: dict[str, Any], event: str) -> bool:
@@ -98,3 +102,31 @@ def truncate(text: str | None) -> str | None:
     if text is None or len(text) <= RESPONSE_BODY_LIMIT:
         return text
     return text[:RESPONSE_BODY_LIMIT] + "…[truncated]"
+
+
+def check_url(url: str, field: str) -> str:
+    """An absolute http(s) URI (RFC 3986 characters only, a valid host), else 400 naming ``field``.
+    The message does not echo the URL: it may carry credentials in its userinfo or query."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and _URI_CHARS.fullmatch(url) else None
+        host = parts.hostname if parts else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:  # a malformed IPv6 literal or port
+        parts, host, port_ok = None, None, False
+    if parts is None or parts.scheme not in ("http", "https") or not host or not _HOST.fullmatch(host) or not port_ok:
+        raise Invalid(f"{field}: not an absolute http(s) URL (e.g. https://example.com/hooks/avala).", field=field)
+    return url
+
+
+def unresolvable(url: str | None) -> bool:
+    """The simulated DNS: only hosts under ``.invalid`` fail."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host == UNRESOLVABLE_SUFFIX[1:] or host.endswith(UNRESOLVABLE_SUFFIX)
+
+
+def simulated_receiver(url: str) -> tuple[int | None, str]:
+    """What the simulated target answers (no network I/O): unresolvable ``.invalid`` hosts, else 200."""
+    if unresolvable(url):
+        host = urlsplit(url).hostname
+        return None, f"Could not resolve host {host!r} (simulated by avala-mock; no request was sent)."
+    return 200, "Simulated delivery: avala-mock performs no network I/O; the receiver is assumed to answer 200."

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from simulators import agents as agents_mod
-from simulators import dispatch
-from simulators import webhooks as webhooks_mod
-from simulators.clock import iso
-from simulators.world import ACCEPTED_RESULT, DRAFT_RESULT, REJECTED_RESULT, OrgStore, Project, World
+from avala_mock.simulators import agents as agents_mod
+from avala_mock.simulators import dispatch
+from avala_mock.simulators import webhooks as webhooks_mod
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Conflict, Invalid
+from avala_mock.simulators.world import ACCEPTED_RESULT, DRAFT_RESULT, REJECTED_RESULT, OrgStore, Project, World
 
 LOG_LIMIT = 10_000  # emitted events kept for GET /_mock/events/
 _SUCCESS = 0  # simulators.autolabel.SUCCESS (not imported: autolabel imports this module)
@@ -270,6 +271,43 @@ class EventBus:
             payload = dict(execution.get("event_payload") or {})
             payload["result_status"] = "accepted" if accepted else "rejected"
             self.emit(store, "result.accepted" if accepted else "result.rejected", payload)
+
+
+def act_on_execution(world: World, store: OrgStore, execution_uid: str, action: str, reason: str | None = None) -> dict[str, Any]:
+    """Decide a pending execution: it leaves ``pending`` for ``completed`` (409 if already decided)."""
+    if action not in agents_mod.ACTIONS:
+        raise Invalid(f"action: {action!r} is not one of {', '.join(agents_mod.ACTIONS)}.", field="action")
+    execution = agents_mod.executions(store).get(execution_uid)
+    now = world.clock.now()
+    agents_mod.settle(execution, now)
+    if execution["status"] != "pending":
+        raise Conflict(f"Execution {execution_uid!r} is already {execution['status']}; only pending executions can be acted on.")
+    execution.update(status="completed", action=action, completed_at=now, updated_at=now,
+                     response_payload={"action": action, "reason": reason, "decided_at": iso(now)})
+    bus(world).apply_action(store, execution, action)  # approve/reject a drafted result
+    return execution
+
+
+def test_webhook(world: World, store: OrgStore, webhook: dict[str, Any]) -> dict[str, Any]:
+    """Send (simulated) a ``webhook.test`` event and log it as a delivery; an inactive webhook sends nothing."""
+    now = world.clock.now()
+    if not webhook["is_active"]:
+        return {"success": False, "delivered": False, "status_code": None, "delivery": None,
+                "message": "Webhook is inactive; activate it (is_active=true) to receive events.", "tested_at": iso(now)}
+    payload = {"webhook_uid": webhook["uid"], "target_url": webhook["target_url"],
+               "message": "Test event from Avala.", "sent_at": iso(now)}
+    delivery = webhooks_mod.record_delivery(world, store, webhook, webhooks_mod.TEST_EVENT, payload)
+    if dispatch.simulated_answer(webhook["target_url"]) is None:  # a real endpoint: a signed POST, off the request path
+        bus(world).send_now(store, delivery)
+        return {"success": True, "delivered": False, "status_code": None, "delivery": delivery["uid"],
+                "message": f"Test event queued for {webhook['target_url']}; the delivery record shows the outcome.",
+                "tested_at": iso(now)}
+    status, body = dispatch.simulated_receiver(webhook["target_url"])
+    webhooks_mod.record_attempt(world, delivery, response_status=status, response_body=body)
+    ok = delivery["status"] == "delivered"
+    message = f"Test event delivered to {webhook['target_url']} (HTTP {status})." if ok else f"Test event failed: {body}"
+    return {"success": ok, "delivered": ok, "status_code": status, "delivery": delivery["uid"],
+            "message": message, "tested_at": iso(now)}
 
 
 def result_uid(project: Project, row: int) -> str:

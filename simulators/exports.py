@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from simulators import events
-from simulators.annotations import bulk_results
-from simulators.autolabel import settle_project
-from simulators.clock import iso
-from simulators.datasets import settle_dataset
-from simulators.records import collection, new_record
-from simulators.timeline import Timeline
-from simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, Invalid, OrgStore, Project, World
+from avala_mock.simulators import events
+from avala_mock.simulators.annotations import bulk_results
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.records import collection, new_record
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, Project, World
 
 KIND = "exports"
 FORMAT = "avala-export-v1"
@@ -44,7 +43,7 @@ def create_export(world: World, store: OrgStore, *, project: str | None = None, 
     with store.lock:
         snapshot = _snapshot(store, ds, p, now)
         n = len(snapshot["items"])
-        if settle_dataset(ds, now) == "creating":
+        if ds.settle(now).status == "creating":
             # Nothing to export yet: the job runs and fails, as Avala's worker does on an unindexed dataset.
             timeline = Timeline.start(world.clock, "pending", ("processing", QUEUE_S), ("failed", BASE_S))
             error = f"Dataset {ds.owner_name}/{ds.slug} is still indexing; export it once its status is created."
@@ -145,7 +144,7 @@ def _snapshot(store: OrgStore, ds: Dataset, p: Project | None, now: float) -> di
     projects = [p] if p is not None else [q for q in store.projects.values() if q.dataset is ds]
     views = []
     for q in projects:
-        settle_project(q, now)
+        q.settle(now)
         views.append({"project": q, "state": q.result_state.copy(), "job": q.result_job.copy()})
     items = np.asarray(p.rows, dtype=np.int64) if p is not None else np.arange(len(ds.item_uids))
     wanted = None if p is None else {ds.item_uids[i] for i in items.tolist()}

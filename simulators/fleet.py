@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from simulators import fleet_rules
-from simulators.clock import iso
-from simulators.records import Collection, collection, new_record, patch
-from simulators.timeline import Timeline
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, World
+from avala_mock.simulators import fleet_rules
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound
+from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import OrgStore, World
 
 DEVICES, RECORDINGS, EVENTS = "fleet_device", "fleet_recording", "fleet_event"
 RULES, ALERTS, CHANNELS = "fleet_rule", "fleet_alert", "fleet_alert_channel"

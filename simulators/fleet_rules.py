@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.world import Invalid
+from avala_mock.simulators.errors import Invalid
 
 OPS = {
     "gt": "gt", ">": "gt", "gte": "gte", ">=": "gte", "lt": "lt", "<": "lt", "lte": "lte", "<=": "lte",

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators import fleet
-from simulators.blobstore import blobstore, signed_url
-from simulators.records import Collection, collection, new_record
-from simulators.timeline import Timeline
-from simulators.uploads import check_path
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, World
+from avala_mock.simulators import fleet
+from avala_mock.simulators.blobstore import blobstore, signed_url
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound
+from avala_mock.simulators.records import Collection, collection, new_record
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.uploads import check_path
+from avala_mock.simulators.world import OrgStore, World
 
 KIND = "fleet_upload_session"
 NO_SESSION = "No upload session found for this recording."

@@ -13,10 +13,11 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulators.clock import iso
-from simulators.records import Collection, collection, new_record, patch
-from simulators.webhooks import check_url, unresolvable
-from simulators.world import Invalid, OrgStore, World
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.dispatch import check_url, unresolvable
+from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.world import OrgStore, World
 
 PROVIDER = "Inference provider"
 MASK = "****"

@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from simulators import fleet
-from simulators.blobstore import blobstore
-from simulators.clock import iso
-from simulators.records import Collection, collection, new_record
-from simulators.timeline import Timeline
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, World
+from avala_mock.simulators import fleet
+from avala_mock.simulators.blobstore import blobstore
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound
+from avala_mock.simulators.records import Collection, collection, new_record
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import OrgStore, World
 
 KIND = "managed_fleet_upload"
 PROTOCOL = "fleet-managed-mcap-v1"
@@ -294,7 +295,7 @@ def _submit(world: World, store: OrgStore, rec: dict[str, Any], declared: list[d
 
 def _publish(world: World, store: OrgStore, rec: dict[str, Any]) -> str:
     """The dataset the publication attaches the originals to (an ``mcap`` dataset, one item per file)."""
-    from simulators import datasets
+    from avala_mock.simulators import datasets
 
     short = rec["recording"][:8]
     dataset = datasets.create_dataset(

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from simulators.records import Collection, collection, new_record, patch
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, User, World
+from avala_mock.simulators.errors import Conflict, Forbidden, Invalid, NotFound
+from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.world import OrgStore, User, World
 
 ORGS, MEMBERS, TEAMS, TEAM_MEMBERS, INVITATIONS = "organization", "organization_member", "team", "team_member", "invitation"
 STORAGE_CONFIGS = "storage_config"  # removed with their organisation (simulators/storage_configs.py)
@@ -51,10 +52,6 @@ _HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
 
 ORG_FIELDS = ("name", "description", "logo", "website", "handle", "industry", "email", "phone", "visibility")
 TEAM_FIELDS = ("name", "description", "color")
-
-
-class Forbidden(PermissionError):
-    """The caller's role does not allow this (answered 403)."""
 
 
 def slugify(text: str) -> str:

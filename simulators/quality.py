@@ -15,21 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from simulators import consensus
-from simulators.autolabel import AutoLabelJob, settle_project
-from simulators.records import collection, new_record, patch
-from simulators.world import (
-    ACCEPTED_RESULT,
-    DRAFT_RESULT,
-    NO_RESULT,
-    REJECTED_RESULT,
-    Conflict,
-    Invalid,
-    NotFound,
-    OrgStore,
-    Project,
-    World,
-)
+from avala_mock.simulators import consensus
+from avala_mock.simulators.autolabel import AutoLabelJob
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound
+from avala_mock.simulators.records import collection, new_record, patch
+from avala_mock.simulators.world import ACCEPTED_RESULT, DRAFT_RESULT, NO_RESULT, REJECTED_RESULT, OrgStore, Project, World
 
 KIND = "quality_targets"
 MATCH_IOU = 0.5  # a draft prediction is correct when it overlaps a same-label ground-truth object this much
@@ -166,7 +156,7 @@ def evaluate(world: World, store: OrgStore, project: Project) -> list[dict[str, 
 
 def project_metrics(world: World, store: OrgStore, project: Project, now: float) -> dict[str, float | None]:
     """Every supported metric of the project at ``now`` (None: nothing to measure yet)."""
-    settle_project(project, now)
+    project.settle(now)
     state = project.result_state
     n = len(state)
     with_result = int(np.count_nonzero(state != NO_RESULT))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from simulators.world import Conflict, NotFound, OrgStore, World
+from avala_mock.simulators.errors import Conflict, NotFound
+from avala_mock.simulators.world import OrgStore, World
 
 
 class Collection:

@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.clock import iso
-from simulators.world import Invalid, NotFound, World
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.errors import Gone, Invalid, NotFound
+from avala_mock.simulators.world import World
 
 SHARED_KEY = "resolver"
 GRANT_TTL_S = 300  # the SDK rejects a grant living longer than 300 s past the response's Date
@@ -38,12 +39,12 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class Withdrawn(Exception):
-    """The revision exists but was withdrawn (answered 410 with the tombstone document)."""
+class Withdrawn(Gone):
+    """The revision exists but was withdrawn (410 with the tombstone document as the body)."""
 
     def __init__(self, revision: Revision) -> None:
-        super().__init__(f"Dataset revision {revision.canonical_reference} was withdrawn.")
         self.revision = revision
+        super().__init__(f"Dataset revision {revision.canonical_reference} was withdrawn.", **self.document())
 
     def document(self) -> dict[str, Any]:
         r = self.revision

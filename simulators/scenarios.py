@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.model import MODEL_ALIASES, ModelProfile
+from avala_mock.simulators.model import MODEL_ALIASES, ModelProfile
 
 SHARED_KEY = "backend_scenarios"
 

@@ -12,8 +12,9 @@ import hashlib
 import re
 from typing import Any
 
-from simulators import organizations
-from simulators.world import Conflict, Invalid, Organization, OrgStore, User, World
+from avala_mock.simulators import organizations
+from avala_mock.simulators.errors import Conflict, Invalid
+from avala_mock.simulators.world import Organization, OrgStore, User, World
 
 MIN_PASSWORD = 8
 ACCOUNTS = "signup_accounts"  # world.shared key: email -> {"user_uid", "salt", "hash"}

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from simulators.records import collection, new_record
-from simulators.timeline import Timeline
-from simulators.world import Dataset, Invalid, NotFound, OrgStore, World
+from avala_mock.simulators.errors import Invalid, NotFound
+from avala_mock.simulators.records import collection, new_record
+from avala_mock.simulators.timeline import Timeline
+from avala_mock.simulators.world import Dataset, OrgStore, World
 
 KIND = "slice"
 VISIBILITIES = ("private", "unlisted", "public")

@@ -13,9 +13,10 @@ import re
 import uuid
 from typing import Any
 
-from simulators import organizations
-from simulators.records import collection, new_record, patch
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, User, World
+from avala_mock.simulators import organizations
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound, summarize
+from avala_mock.simulators.records import collection, new_record, patch
+from avala_mock.simulators.world import OrgStore, User, World
 
 KIND = organizations.STORAGE_CONFIGS
 AWS, GCS = "aws_s3", "gc_storage"
@@ -41,9 +42,7 @@ class InvalidFields(Invalid):
     """Several fields are wrong at once: ``errors`` maps each to its messages (answered 400)."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
-        field = next(iter(errors))
-        super().__init__(f"Invalid storage config: {field}: {errors[field][0]}", field=field)
-        self.errors = errors
+        super().__init__(summarize(errors, "storage config"), field=next(iter(errors)), errors=errors)
 
 
 def scope(world: World, store: OrgStore, user: User, slug: str | None) -> dict[str, Any]:

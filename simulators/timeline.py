@@ -8,7 +8,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from simulators.clock import Clock
+from avala_mock.simulators.clock import Clock
 
 
 @dataclass

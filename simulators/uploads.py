@@ -24,9 +24,10 @@ import mimetypes
 import uuid
 from typing import Any
 
-from simulators.blobstore import blobstore, signed_url
-from simulators.records import Collection, collection, new_record
-from simulators.world import Conflict, Invalid, NotFound, OrgStore, User, World
+from avala_mock.simulators.blobstore import blobstore, signed_url
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound, TooLarge
+from avala_mock.simulators.records import Collection, collection, new_record
+from avala_mock.simulators.world import OrgStore, User, World
 
 KIND = "manual_upload"
 LEDGER = "manual_upload_quota"  # one record per owner root
@@ -44,13 +45,12 @@ ALLOWED_MIMES = (
 )
 
 
-class QuotaExceeded(Exception):
-    """A presign that would take the owner over its quota (answered 413 with ``limit`` and ``used``)."""
+class QuotaExceeded(TooLarge):
+    """A presign that would take the owner over its quota (413 with ``limit`` and ``used``)."""
 
     def __init__(self, limit: int, used: int, wanted: int) -> None:
-        super().__init__(
-            f"Storage quota exceeded: {used} of {limit} bytes are used and this file needs {wanted} more."
-        )
+        super().__init__(f"Storage quota exceeded: {used} of {limit} bytes are used and this file needs {wanted} more.",
+                         limit=limit, used=used)
         self.limit, self.used = limit, used
 
 
@@ -77,7 +77,7 @@ def owner_root(world: World, store: OrgStore, user: User, organization_uid: str 
         return f"__u__=/{user.uid}"
     uid = canonical_uid(organization_uid)
     if uid != store.org.uid:
-        from simulators import organizations  # only for organisations created through the API
+        from avala_mock.simulators import organizations  # only for organisations created through the API
 
         if uid not in {o["uid"] for o in organizations.organizations_of(world, store, user)}:
             raise NotFound(f"Organization {organization_uid!r} not found.")
@@ -351,7 +351,7 @@ def settled_files(world: World, store: OrgStore, root: str, name: str, batch: st
 
 def finalize(world: World, store: OrgStore, user: User, body: dict[str, Any]) -> Any:
     """MU4: create the dataset over the settled files of this name (and batch); 400 when there are none."""
-    from simulators import datasets  # the datasets backend owns dataset creation and indexing
+    from avala_mock.simulators import datasets  # the datasets backend owns dataset creation and indexing
 
     root = owner_root(world, store, user, body.get("organization_uid"))
     batch = body.get("dataset_upload_uid")

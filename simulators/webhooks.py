@@ -8,21 +8,17 @@ the reserved ``.invalid`` TLD (RFC 2606) fail to resolve, every other host answe
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
-from simulators.clock import iso
-from simulators.records import Collection, collection, new_record, patch
-from simulators.world import Invalid, OrgStore, World
+from avala_mock.simulators.dispatch import check_url
+from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.world import OrgStore, World
 
 WEBHOOK = "Webhook"
 DELIVERY = "Webhook delivery"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 TEST_EVENT = "webhook.test"
-UNRESOLVABLE_SUFFIX = ".invalid"  # RFC 2606: never resolves, so the simulated receiver fails
-_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")  # RFC 3986
-_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*")  # name, IPv4 or IPv6
 
 
 def webhooks(store: OrgStore) -> Collection:
@@ -31,20 +27,6 @@ def webhooks(store: OrgStore) -> Collection:
 
 def deliveries(store: OrgStore) -> Collection:
     return collection(store, DELIVERY)
-
-
-def check_url(url: str, field: str) -> str:
-    """An absolute http(s) URI (RFC 3986 characters only, a valid host), else 400 naming ``field``.
-    The message does not echo the URL: it may carry credentials in its userinfo or query."""
-    try:
-        parts = urlsplit(url) if isinstance(url, str) and _URI_CHARS.fullmatch(url) else None
-        host = parts.hostname if parts else None
-        port_ok = parts is not None and (parts.port is None or parts.port > 0)
-    except ValueError:  # a malformed IPv6 literal or port
-        parts, host, port_ok = None, None, False
-    if parts is None or parts.scheme not in ("http", "https") or not host or not _HOST.fullmatch(host) or not port_ok:
-        raise Invalid(f"{field}: not an absolute http(s) URL (e.g. https://example.com/hooks/avala).", field=field)
-    return url
 
 
 def check_events(events: Any) -> list[str]:
@@ -58,12 +40,6 @@ def check_events(events: Any) -> list[str]:
         if name.strip() not in out:
             out.append(name.strip())
     return out
-
-
-def unresolvable(url: str | None) -> bool:
-    """The simulated DNS: only hosts under ``.invalid`` fail."""
-    host = (urlsplit(url).hostname or "") if url else ""
-    return host == UNRESOLVABLE_SUFFIX[1:] or host.endswith(UNRESOLVABLE_SUFFIX)
 
 
 def create_webhook(
@@ -139,36 +115,3 @@ def record_attempt(
     delivery["status"] = "delivered" if ok else ("pending" if next_retry_at is not None else "failed")
     delivery["updated_at"] = world.clock.now() if at is None else at
     return delivery
-
-
-def simulated_receiver(url: str) -> tuple[int | None, str]:
-    """What the simulated target answers (no network I/O): unresolvable ``.invalid`` hosts, else 200."""
-    if unresolvable(url):
-        host = urlsplit(url).hostname
-        return None, f"Could not resolve host {host!r} (simulated by avala-mock; no request was sent)."
-    return 200, "Simulated delivery: avala-mock performs no network I/O; the receiver is assumed to answer 200."
-
-
-def test_webhook(world: World, store: OrgStore, webhook: dict[str, Any]) -> dict[str, Any]:
-    """Send (simulated) a ``webhook.test`` event and log it as a delivery; an inactive webhook sends nothing."""
-    now = world.clock.now()
-    if not webhook["is_active"]:
-        return {"success": False, "delivered": False, "status_code": None, "delivery": None,
-                "message": "Webhook is inactive; activate it (is_active=true) to receive events.", "tested_at": iso(now)}
-    payload = {"webhook_uid": webhook["uid"], "target_url": webhook["target_url"],
-               "message": "Test event from Avala.", "sent_at": iso(now)}
-    delivery = record_delivery(world, store, webhook, TEST_EVENT, payload)
-    from simulators.dispatch import simulated_answer  # late: dispatch and events import this module
-    from simulators.events import bus
-
-    if simulated_answer(webhook["target_url"]) is None:  # a real endpoint: a signed POST, off the request path
-        bus(world).send_now(store, delivery)
-        return {"success": True, "delivered": False, "status_code": None, "delivery": delivery["uid"],
-                "message": f"Test event queued for {webhook['target_url']}; the delivery record shows the outcome.",
-                "tested_at": iso(now)}
-    status, body = simulated_receiver(webhook["target_url"])
-    record_attempt(world, delivery, response_status=status, response_body=body)
-    ok = delivery["status"] == "delivered"
-    message = f"Test event delivered to {webhook['target_url']} (HTTP {status})." if ok else f"Test event failed: {body}"
-    return {"success": ok, "delivered": ok, "status_code": status, "delivery": delivery["uid"],
-            "message": message, "tested_at": iso(now)}

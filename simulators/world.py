@@ -12,32 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from simulators.clock import Clock
-from simulators.model import DEFAULT_PROFILES, GroundTruth, ModelProfile
+from avala_mock.simulators.clock import Clock
+from avala_mock.simulators.errors import NotFound
+from avala_mock.simulators.model import DEFAULT_PROFILES, GroundTruth, ModelProfile
 
 # result_state values of a project's items
 NO_RESULT, HUMAN_RESULT, DRAFT_RESULT, ACCEPTED_RESULT, REJECTED_RESULT = 0, 1, 2, 3, 4
 RESULT_STATUS = {HUMAN_RESULT: "submitted", DRAFT_RESULT: "draft", ACCEPTED_RESULT: "accepted", REJECTED_RESULT: "rejected"}
-
-
-class NotFound(LookupError):
-    """No such object in this organisation."""
-
-
-class Conflict(RuntimeError):
-    """The request conflicts with the object's state (answered 409)."""
-
-
-class Invalid(ValueError):
-    """A request that is well-formed but breaks a rule (answered 400); ``field`` names the culprit."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class Forbidden(PermissionError):
-    """The key's user may not do this (answered 403)."""
 
 
 def _uuid4(bits: int) -> str:
@@ -140,6 +121,16 @@ class Dataset:
     def is_sequence(self) -> bool:
         return bool(self.sequences) or self.declared_sequence
 
+    def settle(self, now: float) -> Dataset:
+        """The dataset as of ``now``: a new dataset's indexing (``creating`` -> ``created``) advanced; once
+        indexing has ended its timeline is dropped. Read state through this, never past it."""
+        if self.indexing is not None:
+            self.status = self.indexing.status(now)
+            if self.indexing.done(now):
+                self.updated_at = max(self.updated_at, self.indexing.steps[-1][1])
+                self.indexing = None
+        return self
+
 
 @dataclass
 class Project:
@@ -166,6 +157,13 @@ class Project:
         if self.result_job is None:
             self.result_job = np.full(n, -1, dtype=np.int32)
         self.row_of_item = {int(r): i for i, r in enumerate(self.rows)}
+
+    def settle(self, now: float) -> Project:
+        """The project as of ``now``: the drafts its latest auto-label job has produced by then are in
+        ``result_state``/``result_job``. Read results through this, never past it."""
+        if self.active_job is not None:
+            self.active_job.settle(now)
+        return self
 
     def label_mask(self, wanted: list[str] | None) -> np.ndarray:
         """Mask over the dataset's labels: in the project's taxonomy and (if given) in ``wanted``."""

@@ -7,8 +7,8 @@ import time
 
 from avala_agents import TaskAgent
 
-from mock_server.receiver import WebhookReceiver
-from tests.conftest import project_named
+from avala_mock.mock_server.receiver import WebhookReceiver
+from helpers import project_named
 
 SMALL = "Transit Vehicles"
 

@@ -8,7 +8,7 @@ import avala
 import pytest
 from avala.errors import NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY, project_named
+from helpers import SECOND_ORG_KEY, project_named
 
 OWNER, SLUG = "acme-robotics", "drive-logs"
 TERMINAL = {"completed", "cant_reproduce", "no_action_taken", "resolved", "closed"}

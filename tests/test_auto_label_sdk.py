@@ -8,7 +8,7 @@ import avala
 import pytest
 from avala.errors import AuthenticationError, AvalaError, NotFoundError, ValidationError
 
-from tests.conftest import project_named
+from helpers import project_named
 
 BIG = "Urban Detection (full city)"  # 7,000 items, 5% labeled: more than 5,000 without a result
 SMALL = "Transit Vehicles"  # 400 items, none labeled, labels bus/truck/car
@@ -297,7 +297,7 @@ def test_errors_map_to_sdk_exceptions(mock, client):
 
 
 def test_second_org_cannot_see_first_orgs_jobs(mock, client):
-    from tests.conftest import SECOND_ORG_KEY
+    from helpers import SECOND_ORG_KEY
 
     job = client.auto_label_jobs.create(project_named(client, SMALL).uid)
     other = avala.Client(api_key=SECOND_ORG_KEY, base_url=mock.base_url)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import avala
@@ -15,7 +12,7 @@ import httpx
 import pytest
 from avala.errors import NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 ORG = "acme-robotics"
 S3 = {"provider": "aws_s3", "s3_bucket_name": "acme-drives", "s3_bucket_prefix": "bulk", "s3_bucket_region": "eu-west-1",
@@ -197,15 +194,12 @@ def test_cli_bulk_edit_posts_after_its_preflight(mock, client, http, tmp_path):
     tracks = [uid() for _ in range(5)]
     path = tmp_path / "edits.jsonl"
     path.write_text("\n".join(json.dumps(cuboid(t, sequence=seq.uid, name="truck")) for t in tracks) + "\n")
-    env = {**os.environ, **mock.env()}
-    run = [sys.executable, "-c", "from avala.cli import main; main()", "annotations", "bulk-edit",
-           "--owner", ORG, "--slug", "drive-logs", "--input", str(path), "--chunk-size", "2"]
-    r = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    run = ["annotations", "bulk-edit", "--owner", ORG, "--slug", "drive-logs", "--input", str(path), "--chunk-size", "2"]
+    r = avala_cli(mock.env(), *run)
     assert r.returncode == 0, r.stderr
     assert "5 edits posted across 3 chunk(s)" in r.stderr
     assert set(sequence_objects(http, "drive-logs", seq.uid)) == set(tracks)
-    r = subprocess.run(run[:-6] + ["--owner", ORG, "--slug", "street-scenes", "--input", str(path)],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = avala_cli(mock.env(), *run[:-8], "--owner", ORG, "--slug", "street-scenes", "--input", str(path))
     assert r.returncode != 0 and "requires 'lidar'" in r.stderr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -13,36 +12,13 @@ import avala
 import httpx
 import pytest
 
-
-def start(*args: str) -> tuple[subprocess.Popen, str, float]:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"AVALA_BASE_URL=(\S+)", line)
-        if m:
-            return proc, m.group(1), time.perf_counter() - started
-    proc.kill()
-    raise AssertionError("server did not start:\n" + "".join(lines))
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(10)
+from avala_mock.mock_server.testing import ServeProcess
 
 
 def test_serve_prints_base_url_and_key_and_answers_the_sdk(monkeypatch):
-    proc, base, elapsed = start("--api-key", "avk_cli_test_key", "--time-scale", "instant", "--seed", "3")
-    try:
-        print(f"time to ready (incl. interpreter start): {elapsed:.2f}s")
+    with ServeProcess("--api-key", "avk_cli_test_key", "--time-scale", "instant", "--seed", "3") as server:
+        base = server.base_url
+        print(f"time to ready (incl. interpreter start): {server.ready_s:.2f}s")
         assert base.startswith("http://127.0.0.1:") and base.endswith("/api/v1")
         monkeypatch.setenv("AVALA_ALLOW_INSECURE_BASE_URL", "true")
         client = avala.Client(api_key="avk_cli_test_key", base_url=base)
@@ -55,8 +31,6 @@ def test_serve_prints_base_url_and_key_and_answers_the_sdk(monkeypatch):
         final = client.auto_label_jobs.get(job.uid)
         assert final.total_items == 5000 and final.processed_items == 5000
         assert httpx.get(base + "/projects/", headers={"X-Avala-Api-Key": "avk_mock_primary"}).status_code == 401
-    finally:
-        stop(proc)
 
 
 def test_world_file_and_bad_flags(tmp_path: Path):
@@ -67,16 +41,13 @@ def test_world_file_and_bad_flags(tmp_path: Path):
         "    datasets: [{slug: d, data_type: image, items: 50, labels: [x]}]\n"
         "    projects: [{name: Only, dataset: d, items: 50}]\n"
     )
-    proc, base, _ = start("--world", str(world), "--manual-clock")
-    try:
-        r = httpx.get(base + "/projects/", headers={"X-Avala-Api-Key": "avk_mock_primary"})  # --api-key default replaces the first key
+    with ServeProcess("--world", str(world), "--manual-clock") as server:
+        r = httpx.get(server.base_url + "/projects/", headers={"X-Avala-Api-Key": "avk_mock_primary"})  # --api-key default replaces the first key
         assert [p["name"] for p in r.json()["results"]] == ["Only"]
-    finally:
-        stop(proc)
     bad = tmp_path / "bad.yaml"
     bad.write_text("organizations: []\n")
     for args in (["--world", str(bad)], ["--time-scale", "fast"]):
-        r = subprocess.run([sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", *args],
+        r = subprocess.run([sys.executable, "-m", "avala_mock", "serve", "--port", "0", *args],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "Error" in r.stderr
 
@@ -85,8 +56,8 @@ def test_world_file_and_bad_flags(tmp_path: Path):
 def test_same_seed_same_requests_give_identical_bytes():
     bodies = []
     for _ in range(2):
-        proc, base, _ = start("--manual-clock", "--seed", "99")
-        try:
+        with ServeProcess("--manual-clock", "--seed", "99") as server:
+            base = server.base_url
             h = {"X-Avala-Api-Key": "avk_mock_primary"}
             with httpx.Client(base_url=base + "/", headers=h) as c:
                 out = [c.get("projects/?limit=3").content]
@@ -98,6 +69,4 @@ def test_same_seed_same_requests_give_identical_bytes():
                 out.append(c.get("datasets/acme-robotics/street-scenes/items/?limit=5").content)
             origin = base.removesuffix("/api/v1").encode()
             bodies.append([b.replace(origin, b"ORIGIN") for b in out])  # only the port differs
-        finally:
-            stop(proc)
     assert bodies[0] == bodies[1]

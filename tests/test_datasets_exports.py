@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 
 import avala
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from avala.errors import AvalaError, ForbiddenError, NotFoundError, ValidationError
 from avala.importers.cloud import import_cloud
 
-from tests.conftest import SECOND_ORG_KEY, project_named
+from helpers import SECOND_ORG_KEY, avala_cli, project_named
 
 ORG = "acme-robotics"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9SECRET"
@@ -29,10 +27,7 @@ GCS_AUTH = json.dumps({"type": "service_account", "client_email": "svc@proj.iam.
 
 
 def cli(mock, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from avala.cli import main; main()", *args],
-        env={**os.environ, **mock.env()}, capture_output=True, text=True, timeout=60,
-    )
+    return avala_cli(mock.env(), *args)
 
 
 def second(mock) -> avala.Client:

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.world import WorldDefinitionError, build_world, load_definition
-from simulators import autolabel
-from simulators.clock import Clock, ClockError
-from simulators.world import Conflict, Invalid
+from avala_mock.fixtures.world import WorldDefinitionError, build_world, load_definition
+from avala_mock.simulators import autolabel
+from avala_mock.simulators.clock import Clock, ClockError
+from avala_mock.simulators.errors import Conflict, Invalid
 
 TINY = {
     "organizations": [{
@@ -115,7 +115,7 @@ def test_world_definition_errors():
     with pytest.raises(WorldDefinitionError):
         build_world({"organizations": [{"slug": "x", "api_key": "avk_k_1234", "projects": [{"name": "p", "dataset": "nope", "items": 1}]}]})
     bad = {"organizations": [{"slug": "Bad Slug", "api_key": "k"}]}
-    from fixtures import world as fw
+    from avala_mock.fixtures import world as fw
 
     errors = [e.message for e in fw._SCHEMA.iter_errors(bad)]
     assert errors

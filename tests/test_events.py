@@ -11,17 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures.world import DEFAULT_WORLD, build_world
-from fixtures.yamlio import load_yaml
-from mock_server.receiver import WebhookReceiver
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
-from simulators import agents, autolabel, dispatch, events, webhooks
-from simulators.clock import Clock
-from simulators.world import DRAFT_RESULT
-from tests.conftest import project_named
-
-pytest_plugins = ["mock_server.pytest_fixtures"]
+from avala_mock.fixtures.world import DEFAULT_WORLD, build_world
+from avala_mock.fixtures.yamlio import load_yaml
+from avala_mock.mock_server.receiver import WebhookReceiver
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+from avala_mock.simulators import agents, autolabel, dispatch, events, webhooks
+from avala_mock.simulators.clock import Clock
+from avala_mock.simulators.world import DRAFT_RESULT
+from helpers import project_named
 
 SMALL = "Transit Vehicles"  # 400 unlabeled items: a job of ~20 s virtual time
 AUTO_LABEL_EVENTS = ["auto_label.completed", "auto_label.failed"]
@@ -309,6 +307,6 @@ def test_drafts_are_announced_exactly_once_however_the_clock_moves(steps, cancel
             autolabel.cancel_job(world, store, job)
         bus.drain(world.clock.now())
         announced = [e["result"] for e in agents.list_executions(store, agent, world.clock.now())]
-        autolabel.settle_project(project, world.clock.now())  # the API's view of the drafts
+        project.settle(world.clock.now())  # the API's view of the drafts
         drafted = int((project.result_state == DRAFT_RESULT).sum())
         assert len(announced) == len(set(announced)) == drafted  # never behind, never twice

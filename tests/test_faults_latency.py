@@ -14,9 +14,9 @@ import pytest
 from avala.errors import ServerError
 from scipy import stats
 
-from mock_server.latency import sample_ms
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.latency import sample_ms
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 PATH = "/projects/"  # list_projects
 

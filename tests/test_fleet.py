@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 
 import avala
 import pytest
 from avala.errors import AvalaError, NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 TS = "2026-01-05T08:30:00Z"
 
@@ -44,8 +42,7 @@ def event_body(device, rec, **extra):
 
 
 def cli(mock, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from avala.cli import main; main()", "-o", "json", *args],
-                          env={**os.environ, **mock.env()}, capture_output=True, text=True, timeout=120)
+    return avala_cli(mock.env(), "-o", "json", *args)
 
 
 # --- the seeded world ----------------------------------------------------------------------------
@@ -318,7 +315,7 @@ def test_events_page_newest_timestamp_first_without_gaps(client):
     ({"not": {"any": [{"field": "severity", "op": "eq", "value": "info"}, {"field": "temp", "op": "lt", "value": 0}]}}, True),
 ])
 def test_condition_semantics(cond, expected):
-    from simulators import fleet_rules
+    from avala_mock.simulators import fleet_rules
 
     fleet_rules.validate_condition(cond)
     event = {"label": "overtemp", "tags": ["hot"], "severity": "warning", "metadata": {"temp": 91, "pos": {"z": 1.5}}}

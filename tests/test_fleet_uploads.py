@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,9 +24,9 @@ from avala.resources.fleet._managed_protocol import validate_grant
 from avala.resources.fleet._upload_guard import _grants
 from avala.types.fleet_managed_upload import ManagedFleetUploadStatus
 
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
-from tests.conftest import SECOND_ORG_KEY
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+from helpers import SECOND_ORG_KEY, avala_cli
 
 NO_SESSION = {"detail": "No upload session found for this recording."}
 P = "fleet-managed-mcap-v1"
@@ -208,12 +206,11 @@ def test_sdk_upload_recording_stops_at_its_host_check(client, http, mock, tmp_pa
 def test_cli_upload_refuses_http_and_dry_run_lists(mock, client, tmp_path):
     rec = free_recording(client)
     src = source(tmp_path, {"a.mcap": b"x" * 10, "b/c.mcap": b"y" * 20})
-    env = {**os.environ, **mock.env(), "HOME": str(tmp_path)}
-    cli = [sys.executable, "-c", "from avala.cli import main; main()", "fleet", "recordings", "upload"]
-    dry = subprocess.run([*cli, "--recording", rec, "--source", str(src), "--dry-run"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    env = {**mock.env(), "HOME": str(tmp_path)}
+    cli = ["fleet", "recordings", "upload"]
+    dry = avala_cli(env, *cli, "--recording", rec, "--source", str(src), "--dry-run")
     assert dry.returncode == 0 and "a.mcap" in dry.stderr and "b/c.mcap" in dry.stderr
-    run = subprocess.run([*cli, "--recording", rec, "--source", str(src)], env=env, capture_output=True, text=True, timeout=120)
+    run = avala_cli(env, *cli, "--recording", rec, "--source", str(src))
     assert run.returncode != 0 and "Fleet upload evidence unavailable" in run.stderr
     assert client.fleet.uploads.get_upload_status(rec).total_files == 2
 

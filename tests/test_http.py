@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 RL_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -66,10 +66,14 @@ def test_non_json_body_is_415(http):
     assert "application/json" in assert_error(r, 415)["detail"]
 
 
-def test_malformed_json_is_400(http):
+@pytest.mark.parametrize("raw", [b'{"model_type": ', b"\r", b"  \n"])
+def test_malformed_json_is_400(http, raw):
+    """Whitespace alone is not an empty body: it is a body that is not JSON (found by schemathesis'
+    byte-level fuzzing of an optional body)."""
     p = first_project(http)
-    r = http.post(f"projects/{p['uid']}/auto-label/", content=b'{"model_type": ', headers={"Content-Type": "application/json"})
+    r = http.post(f"projects/{p['uid']}/auto-label/", content=raw, headers={"Content-Type": "application/json"})
     assert "JSON parse error" in assert_error(r, 400)["detail"]
+    assert http.get("auto-label-jobs/").json()["results"] == []
 
 
 def test_body_validation_reports_every_field(http):
@@ -138,7 +142,7 @@ def test_429_with_retry_after_when_the_bucket_is_empty():
 def test_spec_is_served(mock):
     r = mock.http.get("/openapi.yaml")
     assert r.status_code == 200
-    from mock_server.spec import default_spec_path
+    from avala_mock.mock_server.spec import default_spec_path
 
     assert r.text == default_spec_path().read_text()
     assert mock.http.get("/_mock/openapi.yaml").status_code == 200

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mock_server.journal import Journal
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.journal import Journal
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 
 @pytest.fixture(scope="module")

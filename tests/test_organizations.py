@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import avala
 import pytest
 from avala.errors import AvalaError, ForbiddenError, NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 HOME = "acme-robotics"
 OTHER = "globex-vision"
@@ -149,8 +146,7 @@ def test_industry_choices_is_raw_and_contains_the_seeded_value(client):
 
 def test_cli_status_lists_organizations(client, mock):
     client.organizations.create(name="CLI Visible Org")
-    cli = [sys.executable, "-c", "from avala.cli import main; main()"]
-    r = subprocess.run(cli + ["-o", "json", "status"], env={**os.environ, **mock.env()}, capture_output=True, text=True, timeout=60)
+    r = avala_cli(mock.env(), "-o", "json", "status")
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(r.stdout)
     assert {"name": "Acme Robotics", "slug": HOME, "members": 5} in data["organizations"]

@@ -12,7 +12,8 @@ import avala
 import httpx
 import pytest
 
-from contracts.pytest_plugin import AvalaMock, ContractBroken
+from avala_mock.contracts.pytest_plugin import AvalaMock, ContractBroken
+from avala_mock.mock_server.testing import ServeProcess
 
 
 def test_fixture_points_the_sdk_at_a_fresh_world(avala_mock: AvalaMock):
@@ -73,16 +74,9 @@ def test_plugin_is_loaded_by_entry_point_in_a_user_suite(tmp_path):
 
 def test_same_user_suite_against_a_running_server(tmp_path):
     """Server mode (moto-style dual mode): the same suite against ``avala-mock serve --strict --manual-clock``."""
-    proc = subprocess.Popen([sys.executable, "-m", "mock_server.cli", "serve", "--strict", "--manual-clock", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        base = next(line.split("=", 1)[1].strip() for line in proc.stdout if "AVALA_BASE_URL=" in line)
-        out = _run_user_suite(tmp_path, "--avala-mock-url", base)
-        assert f"USING {base}" in out  # the suite really ran against this server
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with ServeProcess("--strict", "--manual-clock") as server:
+        out = _run_user_suite(tmp_path, "--avala-mock-url", server.base_url)
+        assert f"USING {server.base_url}" in out  # the suite really ran against this server
 
 
 def test_server_mode_refuses_a_server_that_is_not_strict(tmp_path, live):
@@ -91,3 +85,22 @@ def test_server_mode_refuses_a_server_that_is_not_strict(tmp_path, live):
                            str(tmp_path / "test_user.py")], capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode != 0
     assert "not in strict mode" in done.stdout + done.stderr
+
+
+UNRELATED = textwrap.dedent('''
+    import sys
+
+    def test_unrelated(pytestconfig):
+        assert pytestconfig.pluginmanager.has_plugin("avala_mock")  # loaded by its entry point...
+        ours = {m for m in sys.modules if m.startswith("avala_mock")}
+        # ...and, no fixture of it being used, it has imported nothing of ours beyond itself (no server,
+        # no aiohttp or numpy through it: the other plugins of this venv may load what they load)
+        assert ours == {"avala_mock", "avala_mock.contracts", "avala_mock.contracts.pytest_plugin", "avala_mock.fixtures"}, ours
+''')
+
+
+def test_plugin_costs_nothing_in_a_suite_that_does_not_use_it(tmp_path):
+    (tmp_path / "test_other.py").write_text(UNRELATED)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_other.py")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import subprocess
-import sys
 
 import avala
 import pytest
 from avala.errors import AvalaError, NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY, project_named
+from helpers import SECOND_ORG_KEY, avala_cli, project_named
 
 FRESH = "Transit Vehicles"  # 400 items, none labeled: no human result, no draft
 LABELED = "Shelf Inventory"  # 1,500 items, half labeled by humans: consensus has items to score
@@ -26,10 +24,7 @@ def clock_epoch(mock) -> float:
 
 
 def cli(mock, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from avala.cli import main; main()", "-o", "json", *args],
-        env={**os.environ, **mock.env()}, capture_output=True, text=True, timeout=120,
-    )
+    return avala_cli(mock.env(), "-o", "json", *args)
 
 
 def second_client(mock) -> avala.Client:

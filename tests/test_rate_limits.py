@@ -11,11 +11,11 @@ import httpx
 import pytest
 from avala.errors import RateLimitError
 
-from mock_server.cli import _rate_rule
-from mock_server.ratelimit import RateLimiter
-from mock_server.shaping import ShapingError
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.cli import _rate_rule
+from avala_mock.mock_server.ratelimit import RateLimiter
+from avala_mock.mock_server.shaping import ShapingError
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 

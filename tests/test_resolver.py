@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import warnings
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -21,10 +18,10 @@ import pytest
 from avala import _resolver
 from avala.errors import DatasetIntegrityError, DatasetResolverError, DatasetRevisionWithdrawnError
 
-from fixtures.world import build_world
-from simulators import resolver
-from simulators.clock import Clock
-from tests.conftest import SECOND_ORG_KEY
+from avala_mock.fixtures.world import build_world
+from avala_mock.simulators import resolver
+from avala_mock.simulators.clock import Clock
+from helpers import SECOND_ORG_KEY, avala_cli
 
 REF = "avala-public/robot-pick-place"
 SIGNS = "avala-public/street-signs"
@@ -310,16 +307,13 @@ def test_sdk_async_load(mock):
 
 
 def test_cli_datasets_resolve_without_a_key(mock):
-    env = {**os.environ, **mock.env()}
-    env.pop("AVALA_API_KEY")
-    out = subprocess.run([sys.executable, "-c", "from avala.cli import main; main()", "-o", "json", "datasets",
-                          "resolve", REF, "--revision", "v2"], env=env, capture_output=True, text=True, timeout=60)
+    env = {**mock.env(), "AVALA_API_KEY": None}
+    out = avala_cli(env, "-o", "json", "datasets", "resolve", REF, "--revision", "v2")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["requested_reference"] == f"{REF}@v2" and data["object_count"] == 128
     assert data["rights"]["access"] == "open_download"
-    gone = subprocess.run([sys.executable, "-c", "from avala.cli import main; main()", "datasets", "resolve",
-                           "avala-public/nothing-here"], env=env, capture_output=True, text=True, timeout=60)
+    gone = avala_cli(env, "datasets", "resolve", "avala-public/nothing-here")
     assert gone.returncode != 0 and "not_found" in gone.stderr
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import avala
 import pytest
 from avala.errors import NotFoundError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 
 def walk(list_fn, limit: int, **kwargs) -> list:
@@ -114,9 +111,7 @@ def test_async_client_lists(mock):
 def test_sdk_cli_lists(mock, client, args):
     if args[0] == "auto-label":
         client.auto_label_jobs.create(client.projects.list().items[2].uid)
-    env = {**os.environ, **mock.env()}
-    cli = [sys.executable, "-c", "from avala.cli import main; main()"]
-    r = subprocess.run(cli + args, env={**env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=60)
+    r = avala_cli(mock.env(), *args)
     assert r.returncode == 0, r.stdout + r.stderr
     if args[0] == "auto-label":
         assert "pending" in r.stdout and "yolo" in r.stdout

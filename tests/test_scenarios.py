@@ -13,9 +13,9 @@ import pytest
 from avala.errors import RateLimitError
 from scipy import stats
 
-from mock_server.shaping import SCENARIO_DIR, ShapingError, load_scenario
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.shaping import SCENARIO_DIR, ShapingError, load_scenario
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
 
 SHIPPED = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 

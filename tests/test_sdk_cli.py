@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.test_sdk_surface import _world
+from helpers import avala_cli, sdk_world
 
 COMMANDS = [
     ["status"],
@@ -42,7 +43,7 @@ def cli_world(live):
 
     live.reset()
     client = avala.Client(api_key=live.api_key, base_url=live.base_url)
-    w = _world(live, client)
+    w = sdk_world(live, client)
     project = w["project"]
     w["job"] = client.auto_label_jobs.create(project, dry_run=True).uid
     w["export"] = client.exports.list().items[0].uid
@@ -59,9 +60,18 @@ def cli_world(live):
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(x for x in c if not x.startswith("@")))
 def test_sdk_cli_command_exits_0(live, cli_world, command):
     args = [str(cli_world[a[1:]]) if a.startswith("@") else a for a in command]
-    env = {**os.environ, **live.env(), "COLUMNS": "250"}
-    r = subprocess.run([sys.executable, "-c", "from avala.cli import main; main()", *args],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = avala_cli(live.env(), *args)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip(), "printed nothing"
     assert "API error" not in r.stdout + r.stderr
+
+
+def test_the_installed_avala_script_reaches_the_mock_as_a_process(live):
+    """The other CLI tests run the SDK's click app in this process; this one runs the console script a
+    user types, with only the environment the banner prints."""
+    script = shutil.which("avala", path=os.path.dirname(sys.executable)) or shutil.which("avala")
+    assert script, "the avala SDK's console script is not installed"
+    r = subprocess.run([script, "-o", "json", "projects", "list"], env={**os.environ, **live.env()},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Urban Detection" in r.stdout

@@ -20,6 +20,8 @@ import pytest
 from avala._pagination import CursorPage
 from pydantic import BaseModel
 
+from helpers import sdk_world
+
 # Methods that move bytes to https storage hosts, or work on the local disk only: the SDK refuses a
 # plain-http mock for the byte transfer itself (surface doc §2.4, §2.18, §2.19), so tests/test_uploads.py
 # and tests/test_fleet_uploads.py drive them up to that point and do the byte flows over raw HTTP.
@@ -220,40 +222,6 @@ def assert_populated(result: Any, step: Step) -> None:
             assert len(sent) >= max(1, len(type(m).model_fields) // 2), f"{step.name}: {type(m).__name__} only has {sorted(sent)}"
 
 
-def _world(mock: Any, client: avala.Client) -> dict:
-    """Uids the walk starts from, read through the SDK itself."""
-    http = mock.http
-    key = {"X-Avala-Api-Key": mock.api_key}
-    projects = client.projects.list(limit=100).items
-    dataset = client.datasets.get_by_slug("acme-robotics", "street-scenes")
-    lidar_seq = client.datasets.list_sequences("acme-robotics", "drive-logs").items[0]
-    tool = client.annotation_issues.list_tools(dataset_type="lidar")[0]
-    me = http.get("/api/v1/users/me/", headers=key).json()
-    home = next(o for o in client.organizations.list(limit=100) if o.slug == "acme-robotics")
-    members = [m for m in client.organizations.list_members(home.slug, limit=100) if m.user_uid != me["uid"] and m.role != "owner"]
-    recordings = client.fleet.recordings.list(limit=100).items
-    agents = [a for a in client.agents.list(limit=100) if a.callback_url is None]
-    w = {
-        "project": projects[0].uid, "task": client.tasks.list(project=projects[0].uid).items[0].uid,
-        "owner": dataset.owner_name, "dataset_uid": dataset.uid, "dataset_slug": dataset.slug,
-        "item": client.datasets.list_items(dataset.owner_name, dataset.slug, limit=1).items[0].uid,
-        "sequence": lidar_seq.uid, "tool": tool.uid, "problem": tool.problems[0].uid,
-        "username": me["username"], "user_uid": me["uid"], "home_org": home.slug,
-        "member_uid": members[0].user_uid, "heir_uid": members[1].user_uid, "seeded_agent": agents[0].uid,
-        "recording": recordings[0].uid, "recording_device": recordings[0].device,
-        "upload_recording": recordings[-1].uid,
-    }
-    w["bulk_edits"] = [{
-        "action": "upsert", "object_uuid": str(uuid.UUID(int=7)), "object_type": "cuboid 3d",
-        "dataset_item_uid": None, "sequence_uid": lidar_seq.uid, "object_name": "car",
-        "object_data": {"label": "car", "position": {"px": 1, "py": 2, "pz": 0}, "dimensions": {"dx": 4, "dy": 2, "dz": 1.5},
-                        "rotation": {"qx": 0, "qy": 0, "qz": 0, "qw": 1}},
-    }]
-    w["batch_events"] = [{"recording": w["recording"], "device": w["recording_device"], "label": f"b{i}", "type": "info",
-                          "timestamp": "2026-01-05T09:00:00Z"} for i in range(3)]
-    return w
-
-
 def _after(step: Step, result: Any, w: dict, client: Any) -> None:
     """Bookkeeping between steps: remember results and derive what later steps need."""
     if step.keep:
@@ -282,7 +250,7 @@ def _call(client: Any, step: Step, w: dict) -> Any:
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_walk_every_sdk_method(mock, client, flavour):
     pytest.importorskip("avala")
-    w = _world(mock, client)
+    w = sdk_world(mock, client)
     tag = f"{flavour}-{uuid.uuid4().hex[:6]}"
     if flavour == "sync":
         for step in steps(tag):
@@ -372,10 +340,10 @@ def test_second_org_cannot_reach_the_first_orgs_objects(mock, client):
     the first organisation's own call right after still succeeds. Lists never show its objects."""
     from avala.errors import AvalaError
 
-    from tests.conftest import SECOND_ORG_KEY
+    from helpers import SECOND_ORG_KEY
 
     other = avala.Client(api_key=SECOND_ORG_KEY, base_url=mock.base_url)
-    w = _world(mock, client)
+    w = sdk_world(mock, client)
     mine: set[str] = set()
     refused = 0
     for step in steps("xt"):

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 
 import avala
 import httpx
 import pytest
 from avala.errors import AvalaError, NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 HOME = "acme-robotics"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -26,11 +24,10 @@ CREDENTIAL_KEYS = {"s3_access_key_id", "s3_secret_access_key", "s3_role_arn", "g
 
 
 def cli(mock, *args: str, key: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **mock.env(), "COLUMNS": "250"}
+    env = mock.env()
     if key:
         env["AVALA_API_KEY"] = key
-    cmd = [sys.executable, "-c", "from avala.cli import main; main()", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    return avala_cli(env, *args)
 
 
 def s3(client, name="Raw bucket", **extra):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from avala.errors import AvalaError, NotFoundError, ValidationError
 
-from fixtures.world import build_world
-from simulators import slices
-from simulators.clock import Clock
-from simulators.world import Conflict, Invalid
-from tests.conftest import SECOND_ORG_KEY
+from avala_mock.fixtures.world import build_world
+from avala_mock.simulators import slices
+from avala_mock.simulators.clock import Clock
+from avala_mock.simulators.errors import Conflict, Invalid
+from helpers import SECOND_ORG_KEY
 
 OWNER = "acme-robotics"
 OTHER_OWNER = "globex-vision"

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
-import sys
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -19,9 +17,9 @@ import pytest
 from avala._uploads import validate_presigned_url
 from avala.errors import NotFoundError, QuotaExceededError, ValidationError
 
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
-from tests.conftest import SECOND_ORG_KEY
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+from helpers import SECOND_ORG_KEY, avala_cli
 
 GIB = 1024**3
 MIB = 1024**2
@@ -249,19 +247,17 @@ def test_sdk_create_from_local_runs_end_to_end_when_urls_are_https(https_mock, t
 
 
 def test_cli_datasets_upload_reports_quota_and_the_url_refusal(mock, tmp_path):
-    env = {**os.environ, **mock.env(), "HOME": str(tmp_path)}
+    env = {**mock.env(), "HOME": str(tmp_path)}
     big, small = tmp_path / "big", tmp_path / "small"
     big.mkdir()
     small.mkdir()
     with open(big / "huge.bin", "wb") as fh:  # sparse: 11 GiB on paper, nothing on disk
         fh.truncate(11 * GIB)
     (small / "a.jpg").write_bytes(b"abc")
-    cli = [sys.executable, "-c", "from avala.cli import main; main()", "datasets", "upload", "--data-type", "image"]
-    r = subprocess.run([*cli, "--source", str(big), "--name", "Big", "--slug", "big"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    cli = ["datasets", "upload", "--data-type", "image"]
+    r = avala_cli(env, *cli, "--source", str(big), "--name", "Big", "--slug", "big")
     assert r.returncode != 0 and "Storage quota exceeded" in r.stderr and "of 10.0 GB already used" in r.stderr
-    r = subprocess.run([*cli, "--source", str(small), "--name", "Small", "--slug", "small"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = avala_cli(env, *cli, "--source", str(small), "--name", "Small", "--slug", "small")
     assert r.returncode != 0 and "Upload URL must use HTTPS" in r.stderr
 
 

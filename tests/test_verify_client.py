@@ -11,8 +11,9 @@ import avala
 import httpx
 import pytest
 
-from mock_server.state import ServerConfig
-from mock_server.testing import LiveServer
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+from helpers import spec_operations
 
 QUICKSTART = textwrap.dedent('''
     import time
@@ -63,7 +64,7 @@ def test_sdk_traffic_is_on_contract_and_counted(journal):
         client.auto_label_jobs.list(limit=3)
     assert journal.control("GET", "violations")["violations"] == []
     cov = journal.control("GET", "coverage")
-    assert cov["enabled"] is True and cov["operations"] == 150
+    assert cov["enabled"] is True and cov["operations"] == len(spec_operations())
     assert {"list_my_projects", "create_auto_label_job", "get_auto_label_job", "list_auto_label_jobs"} <= set(cov["counts"])
     assert cov["exercised"] == len(cov["counts"]) and "signup" in cov["not_exercised"]
 
@@ -99,7 +100,7 @@ def test_not_strict_server_says_so(live):
 def _verify(tmp_path, script: str, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "client.py"
     path.write_text(script)
-    cmd = [sys.executable, "-m", "mock_server.cli", "verify-client", *args, "--", sys.executable, str(path)]
+    cmd = [sys.executable, "-m", "avala_mock", "verify-client", *args, "--", sys.executable, str(path)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -125,7 +126,7 @@ def test_verify_client_min_coverage(tmp_path):
 
 
 def test_serve_strict_exposes_the_journal(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "mock_server.cli", "serve", "--strict", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "avala_mock", "serve", "--strict", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
     try:
         base = None

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 
 import avala
 import pytest
 from avala.errors import NotFoundError, ValidationError
 
-from tests.conftest import SECOND_ORG_KEY
+from helpers import SECOND_ORG_KEY, avala_cli
 
 
 def cli(mock, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "from avala.cli import main; main()", *args]
-    return subprocess.run(cmd, env={**os.environ, **mock.env(), "COLUMNS": "250"}, capture_output=True, text=True, timeout=60)
+    return avala_cli(mock.env(), *args)
 
 
 def hook_for(client, event: str):

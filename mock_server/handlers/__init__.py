@@ -11,20 +11,23 @@ import inspect
 import pkgutil
 from collections.abc import Callable
 
-from mock_server.spec import Spec
+from avala_mock.mock_server.spec import Spec
 
 
 def module_for_tag(tag: str) -> str:
-    return "mock_server.handlers." + tag.replace("-", "_")
+    return "avala_mock.mock_server.handlers." + tag.replace("-", "_")
 
 
 def collect(spec: Spec) -> dict[str, Callable]:
     """operationId -> handler, for the operations of ``spec`` that have one."""
     found: dict[str, Callable] = {}
     for op in spec.operations.values():
+        name = module_for_tag(op.tag)
         try:
-            module = importlib.import_module(module_for_tag(op.tag))
-        except ModuleNotFoundError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but something it imports does not: a bug, not a 501
+                raise
             continue
         fn = getattr(module, op.operation_id, None)
         if callable(fn) and getattr(fn, "__module__", None) == module.__name__:

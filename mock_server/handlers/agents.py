@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import crud, wire
-from mock_server.context import Ctx
-from simulators import agents
+from avala_mock.mock_server import crud, wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import agents, events
 
 
 def _render_agent(ctx: Ctx, agent: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
@@ -58,4 +58,4 @@ def test_agent(ctx: Ctx) -> dict[str, Any]:
 
 def create_agent_action(ctx: Ctx) -> None:
     body = ctx.body
-    agents.act(ctx.world, ctx.store, body["execution"], body["action"], body.get("reason"))
+    events.act_on_execution(ctx.world, ctx.store, body["execution"], body["action"], body.get("reason"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from simulators import annotation_issues as issues
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import annotation_issues as issues
 
 
 def list_sequence_annotation_issues(ctx: Ctx) -> list[dict[str, Any]]:

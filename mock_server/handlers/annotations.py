@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server.context import Ctx
-from simulators import annotations, datasets
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import annotations, datasets
 
 
 def bulk_edit_annotations(ctx: Ctx) -> dict[str, Any]:

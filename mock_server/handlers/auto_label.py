@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from simulators import autolabel
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import autolabel
 
 
 def create_auto_label_job(ctx: Ctx) -> dict[str, Any]:
@@ -21,17 +21,17 @@ def create_auto_label_job(ctx: Ctx) -> dict[str, Any]:
         labels=body.get("labels"),
         dry_run=body.get("dry_run", False),
     )
-    return wire.job(job, ctx.now, as_created=True)
+    return wire.job(job.created_view())
 
 
 def list_auto_label_jobs(ctx: Ctx) -> dict[str, Any]:
     now = ctx.now
     jobs = autolabel.list_jobs(ctx.store, now, project=ctx.query.get("project"), status=ctx.query.get("status"))
-    return ctx.page_of(jobs, lambda j: wire.job(j, now), descending=True)
+    return ctx.page_of(jobs, lambda j: wire.job(j.view(now)), descending=True)
 
 
 def get_auto_label_job(ctx: Ctx) -> dict[str, Any]:
-    return wire.job(ctx.store.job(ctx.path["uid"]), ctx.now)
+    return wire.job(ctx.store.job(ctx.path["uid"]).view(ctx.now))
 
 
 def cancel_auto_label_job(ctx: Ctx) -> None:

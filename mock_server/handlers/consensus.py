@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from simulators import consensus
-from simulators.clock import iso
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import consensus
+from avala_mock.simulators.clock import iso
 
 
 def _project(ctx: Ctx) -> Any:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import crud
-from mock_server.context import Ctx
-from simulators import exports
+from avala_mock.mock_server import crud
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import exports
 
 
 def list_exports(ctx: Ctx) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import crud, wire
-from mock_server.context import Ctx
-from simulators import fleet
+from avala_mock.mock_server import crud, wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import fleet
 
 
 def _render_device(record: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import crud, wire
-from mock_server.context import Ctx
-from simulators import inference_providers as providers
+from avala_mock.mock_server import crud, wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import inference_providers as providers
 
 
 def _render_provider(provider: dict[str, Any]) -> dict[str, Any]:

@@ -4,31 +4,17 @@ simulators/organizations.py; this module resolves the slug, renders and paginate
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from mock_server.errors import ApiError
-from simulators import organizations as orgs
-from simulators.clock import iso
-from simulators.world import User
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.mock_server.errors import ApiError
+from avala_mock.simulators import organizations as orgs
+from avala_mock.simulators.clock import iso
+from avala_mock.simulators.world import User
 
 ORG_PAGE_SIZE = 20
-
-
-def _api(fn: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
-    """Role refusals from the backend become 403 (the other backend errors are mapped by the app)."""
-
-    @functools.wraps(fn)
-    def wrapper(ctx: Ctx) -> Any:
-        try:
-            return fn(ctx)
-        except orgs.Forbidden as exc:
-            raise ApiError(403, str(exc)) from None
-
-    return wrapper
 
 
 def _org(ctx: Ctx) -> tuple[dict[str, Any], str]:
@@ -131,13 +117,11 @@ def get_organization(ctx: Ctx) -> dict[str, Any]:
     return _render_org(ctx, _org(ctx)[0])
 
 
-@_api
 def update_organization(ctx: Ctx) -> dict[str, Any]:
     org, role = _org(ctx)
     return _render_org(ctx, orgs.update_organization(ctx.world, ctx.store, org, role, ctx.body))
 
 
-@_api
 def delete_organization(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.delete_organization(ctx.world, ctx.store, org, role)
@@ -153,13 +137,11 @@ def list_organization_members(ctx: Ctx) -> dict[str, Any]:
     return _page(ctx, found, lambda m: _render_member(ctx, m, manager))
 
 
-@_api
 def remove_organization_member(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.remove_member(ctx.store, org, role, ctx.path["user_uid"])
 
 
-@_api
 def update_organization_member_role(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.set_member_role(ctx.world, ctx.store, org, role, ctx.path["user_uid"], ctx.body["role"])
@@ -170,7 +152,6 @@ def leave_organization(ctx: Ctx) -> None:
     orgs.leave(ctx.store, org, ctx.user)
 
 
-@_api
 def transfer_organization_ownership(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.transfer_ownership(ctx.world, ctx.store, org, role, ctx.user, ctx.body["new_owner_uid"])
@@ -184,20 +165,17 @@ def list_organization_invitations(ctx: Ctx) -> dict[str, Any]:
     return _page(ctx, orgs.invitations(ctx.store, org), lambda inv: _render_invitation(ctx, org, inv))
 
 
-@_api
 def create_organization_invitation(ctx: Ctx) -> dict[str, Any]:
     org, role = _org(ctx)
     inv = orgs.invite(ctx.world, ctx.store, org, role, ctx.user, ctx.body["email"], ctx.body.get("role"))
     return _render_invitation(ctx, org, inv)
 
 
-@_api
 def resend_organization_invitation(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.resend(ctx.world, ctx.store, org, role, orgs.invitation(ctx.store, org, ctx.path["invitation_uid"]))
 
 
-@_api
 def cancel_organization_invitation(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.cancel(ctx.store, role, orgs.invitation(ctx.store, org, ctx.path["invitation_uid"]))
@@ -211,7 +189,6 @@ def list_teams(ctx: Ctx) -> dict[str, Any]:
     return _page(ctx, orgs.teams(ctx.store, org), lambda t: _render_team(ctx, org, t))
 
 
-@_api
 def create_team(ctx: Ctx) -> dict[str, Any]:
     org, role = _org(ctx)
     return _render_team(ctx, org, orgs.create_team(ctx.world, ctx.store, org, role, ctx.body))
@@ -222,14 +199,12 @@ def get_team(ctx: Ctx) -> dict[str, Any]:
     return _render_team(ctx, org, orgs.team(ctx.store, org, ctx.path["team_slug"]))
 
 
-@_api
 def update_team(ctx: Ctx) -> dict[str, Any]:
     org, role = _org(ctx)
     team = orgs.team(ctx.store, org, ctx.path["team_slug"])
     return _render_team(ctx, org, orgs.update_team(ctx.world, ctx.store, org, role, team, ctx.body))
 
 
-@_api
 def delete_team(ctx: Ctx) -> None:
     org, role = _org(ctx)
     orgs.delete_team(ctx.store, role, orgs.team(ctx.store, org, ctx.path["team_slug"]))
@@ -241,7 +216,6 @@ def list_team_members(ctx: Ctx) -> dict[str, Any]:
     return _page(ctx, orgs.team_members(ctx.store, team), lambda tm: _render_team_member(ctx, tm))
 
 
-@_api
 def add_team_member(ctx: Ctx) -> dict[str, Any]:
     org, role = _org(ctx)
     team = orgs.team(ctx.store, org, ctx.path["team_slug"])
@@ -249,14 +223,12 @@ def add_team_member(ctx: Ctx) -> dict[str, Any]:
     return _render_team_member(ctx, tm)
 
 
-@_api
 def remove_team_member(ctx: Ctx) -> None:
     org, role = _org(ctx)
     team = orgs.team(ctx.store, org, ctx.path["team_slug"])
     orgs.remove_team_member(ctx.store, role, team, ctx.path["user_uid"])
 
 
-@_api
 def update_team_member_role(ctx: Ctx) -> None:
     org, role = _org(ctx)
     team = orgs.team(ctx.store, org, ctx.path["team_slug"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
 
 
 def get_current_user(ctx: Ctx) -> dict[str, Any]:
@@ -14,11 +14,11 @@ def get_current_user(ctx: Ctx) -> dict[str, Any]:
 
 def list_projects(ctx: Ctx) -> dict[str, Any]:
     now = ctx.now
-    return ctx.page_of(list(ctx.store.projects.values()), lambda p: wire.project(p, now))
+    return ctx.page_of(list(ctx.store.projects.values()), lambda p: wire.project(p.settle(now)))
 
 
 def get_project(ctx: Ctx) -> dict[str, Any]:
-    return wire.project(ctx.store.project(ctx.path["uid"]), ctx.now)
+    return wire.project(ctx.store.project(ctx.path["uid"]).settle(ctx.now))
 
 
 def list_my_projects(ctx: Ctx) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.context import Ctx
-from mock_server.errors import ApiError, json_response
-from simulators import resolver
+from avala_mock.mock_server.context import Ctx
+from avala_mock.mock_server.errors import json_response
+from avala_mock.simulators import resolver
 
 
 def resolve_dataset_reference(ctx: Ctx) -> dict[str, Any]:
     owner, dataset, selector = ctx.path["owner"], ctx.path["dataset"], ctx.path["selector"]
-    rev = _call(resolver.resolve_reference, resolver.registry(ctx.world), owner, dataset, selector)
+    rev = resolver.resolve_reference(resolver.registry(ctx.world), owner, dataset, selector)
     return resolver.revision_document(rev, f"{owner}/{dataset}@{selector}")
 
 
@@ -53,11 +53,4 @@ def _grant(ctx: Ctx) -> web.Response:
 
 
 def _revision(ctx: Ctx) -> resolver.Revision:
-    return _call(resolver.resolve_exact, resolver.registry(ctx.world), ctx.path["dataset_uid"], ctx.path["revision_sha256"])
-
-
-def _call(fn: Any, *args: Any) -> resolver.Revision:
-    try:
-        return fn(*args)
-    except resolver.Withdrawn as exc:
-        raise ApiError(410, str(exc), **exc.document()) from None
+    return resolver.resolve_exact(resolver.registry(ctx.world), ctx.path["dataset_uid"], ctx.path["revision_sha256"])

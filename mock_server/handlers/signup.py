@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server.context import Ctx
-from simulators import signup as accounts
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import signup as accounts
 
 
 def signup(ctx: Ctx) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from simulators import slices
-from simulators.world import OrgStore
+from avala_mock.mock_server import crud, wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import slices
+from avala_mock.simulators.world import OrgStore
 
 FEATURED = 4  # how many item thumbnails a ready slice features
 
@@ -39,12 +39,12 @@ def get_slice(ctx: Ctx) -> dict[str, Any]:
 def list_slice_items(ctx: Ctx) -> dict[str, Any]:
     record, now = _slice(ctx), ctx.now
     members = record["_members"]
-    return ctx.page(range(len(members)), lambda i, j: [wire.dataset_item(ds, k, ctx.store, now) for ds, k in members[i:j]])
+    return ctx.page(range(len(members)), lambda i, j: [crud.dataset_item(ctx, ds, k, now) for ds, k in members[i:j]])
 
 
 def get_slice_item(ctx: Ctx) -> dict[str, Any]:
     ds, index = slices.member(_slice(ctx), ctx.path["item_uid"])
-    return wire.dataset_item(ds, index, ctx.store, ctx.now)
+    return crud.dataset_item(ctx, ds, index, ctx.now)
 
 
 def _slice(ctx: Ctx) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _render(ctx: Ctx, record: dict[str, Any]) -> dict[str, Any]:
     featured = []
     if status == "ready":
         for ds, k in record["_members"][:FEATURED]:
-            featured.extend(wire.dataset_item(ds, k, ctx.store, now)["thumbnails"][:1])
+            featured.extend(crud.dataset_item(ctx, ds, k, now)["thumbnails"][:1])
     return {**wire.record(record), "owner_name": ctx.store.org.slug, "status": status,
             "organization": _organization(ctx.store),
             "featured_slice_item_urls": featured}
@@ -68,3 +68,4 @@ def _render(ctx: Ctx, record: dict[str, Any]) -> dict[str, Any]:
 def _organization(store: OrgStore) -> dict[str, Any]:
     org = store.org
     return {"uid": org.uid, "name": org.name, "slug": org.slug, "handle": org.slug, "visibility": org.visibility}
+

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from mock_server.errors import validation_error
-from simulators import storage_configs as sc
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import storage_configs as sc
 
 
 def _scope(ctx: Ctx) -> dict[str, Any]:
@@ -25,10 +24,7 @@ def list_storage_configs(ctx: Ctx) -> dict[str, Any]:
 
 def create_storage_config(ctx: Ctx) -> dict[str, Any]:
     org = _scope(ctx)
-    try:
-        return wire.record(sc.create_config(ctx.world, ctx.store, org, ctx.body))
-    except sc.InvalidFields as exc:
-        raise validation_error(exc.errors, "storage config") from None
+    return wire.record(sc.create_config(ctx.world, ctx.store, org, ctx.body))
 
 
 def get_storage_config_setup_info(ctx: Ctx) -> dict[str, Any]:

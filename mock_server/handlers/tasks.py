@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
 
 
 def list_tasks(ctx: Ctx) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import wire
-from mock_server.context import Ctx
-from mock_server.errors import ApiError
-from mock_server.state import STATE
-from simulators import fleet_uploads, managed_uploads, uploads
+from avala_mock.mock_server import wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.mock_server.state import STATE
+from avala_mock.simulators import fleet_uploads, managed_uploads, uploads
 
 
 def _storage_base(ctx: Ctx) -> str:
@@ -28,10 +27,7 @@ def _storage_base(ctx: Ctx) -> str:
 
 
 def presign_manual_upload(ctx: Ctx) -> dict[str, Any]:
-    try:
-        return uploads.presign(ctx.world, ctx.store, ctx.user, _storage_base(ctx), ctx.body)
-    except uploads.QuotaExceeded as exc:
-        raise ApiError(413, str(exc), limit=exc.limit, used=exc.used) from None
+    return uploads.presign(ctx.world, ctx.store, ctx.user, _storage_base(ctx), ctx.body)
 
 
 def get_manual_upload_quota(ctx: Ctx) -> dict[str, Any]:
@@ -43,7 +39,7 @@ def get_manual_upload_allowed_mimes(ctx: Ctx) -> dict[str, Any]:
 
 
 def create_manual_upload_dataset(ctx: Ctx) -> dict[str, Any]:
-    return wire.dataset(uploads.finalize(ctx.world, ctx.store, ctx.user, ctx.body), ctx.now)
+    return wire.dataset(uploads.finalize(ctx.world, ctx.store, ctx.user, ctx.body).settle(ctx.now))
 
 
 def presign_manual_upload_parts(ctx: Ctx) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server import crud, wire
-from mock_server.context import Ctx
-from simulators import webhooks
+from avala_mock.mock_server import crud, wire
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import events, webhooks
 
 
 def _render_webhook(webhook: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def delete_webhook(ctx: Ctx) -> None:
 
 
 def test_webhook(ctx: Ctx) -> dict[str, Any]:
-    return webhooks.test_webhook(ctx.world, ctx.store, _webhook(ctx))
+    return events.test_webhook(ctx.world, ctx.store, _webhook(ctx))
 
 
 def list_webhook_deliveries(ctx: Ctx) -> dict[str, Any]:
