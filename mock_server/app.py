@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from avala_mock.mock_server import control, downloads, event_worker, faults, handlers, storage_plane
+from avala_mock.mock_server import bodies, control, downloads, event_worker, faults, handlers, storage_plane
+from avala_mock.mock_server.access import check_control
 from avala_mock.mock_server.context import API_KEY_HEADER, Ctx
 from avala_mock.mock_server.errors import ApiError, error_response, json_response
 from avala_mock.mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
@@ -23,7 +23,6 @@ from avala_mock.mock_server.state import STATE, MockState, ServerConfig
 from avala_mock.simulators.errors import AvalaError
 
 log = logging.getLogger("avala_mock")
-JSON_TYPES = ("application/json",)
 
 
 SPEC = web.AppKey("spec", Spec)
@@ -39,8 +38,8 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         from avala_mock.mock_server.strict import StrictJournal, strict_middleware
 
         journal = StrictJournal(spec)
-        middlewares.append(strict_middleware(spec, journal))
-    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
+        middlewares.append(strict_middleware(spec, journal, config))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     if config.strict:
         from avala_mock.mock_server.strict import STRICT
 
@@ -50,16 +49,17 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     found = handlers.collect(spec)
     routes = spec.routes()
     for i, op in enumerate(routes):
-        app.router.add_route(op.method, spec.base_path + op.path, _endpoint(op, found.get(op.operation_id), state))
+        _add_route(app, op.method, spec.base_path + op.path, _endpoint(op, found.get(op.operation_id), state))
         last_of_path = i + 1 == len(routes) or routes[i + 1].path != op.path
         if last_of_path and "{" not in op.path:
             # A literal path owns its URL (Django-style): other methods get 405 here instead of falling
             # through to a placeholder sibling (GET /fleet/events/batch/ is not get_fleet_event("batch")).
-            methods = sorted(o.method for o in routes if o.path == op.path)
-            app.router.add_route("*", spec.base_path + op.path, _method_not_allowed(methods))
+            methods = {o.method for o in routes if o.path == op.path}
+            methods |= {"HEAD"} if "GET" in methods else set()
+            app.router.add_route("*", spec.base_path + op.path, _method_not_allowed(sorted(methods)))
     control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():
-        app.router.add_route(op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
+        _add_route(app, op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
     for plane in (storage_plane, downloads):  # the mock's own non-Avala planes (byte storage, downloads)
         plane.add_routes(app, state)
     event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
@@ -68,10 +68,11 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     return app
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner every entry point uses. Long request lines (fuzzers, huge cursors) still reach the
-    app and get a JSON answer, instead of aiohttp's plain-text 400 from the parser (8 KiB default)."""
-    return web.AppRunner(app, access_log=None, max_line_size=65536, max_field_size=65536)
+def _add_route(app: web.Application, method: str, path: str, endpoint: Callable) -> None:
+    """The operation's route; a GET also answers HEAD (same status and headers, no body), as HTTP says."""
+    app.router.add_route(method, path, endpoint)
+    if method == "GET":
+        app.router.add_route("HEAD", path, endpoint)
 
 
 def _method_not_allowed(methods: list[str]) -> Callable:
@@ -97,7 +98,10 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
         world = state.world
         store = user = None
         if op.secured:
-            key = request.headers.get(API_KEY_HEADER)
+            keys = request.headers.getall(API_KEY_HEADER, [])
+            if len(keys) > 1:
+                raise ApiError(400, f"Send one {API_KEY_HEADER} header, not {len(keys)}.")
+            key = keys[0] if keys else None
             if not key:
                 raise ApiError(401, "Authentication credentials were not provided.")
             found = world.resolve_key(key)
@@ -107,7 +111,7 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
         if fn is None:
             raise not_implemented(op)
         query = op.parse_query(request.query)
-        body = await _read_body(request, op) if op.body else None
+        body = await _read_body(request, op, state.config) if op.body else None
         ctx = Ctx(request, world, store, user, dict(request.match_info), query, body)  # type: ignore[arg-type]
         result = fn(ctx)
         if is_async:
@@ -123,37 +127,32 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
     return endpoint
 
 
-async def _read_body(request: web.Request, op: Operation) -> Any:
-    if op.max_body is not None and request.body_exists:  # e.g. snapshots, which outgrow client_max_size
-        if (request.content_length or 0) > op.max_body:
-            raise ApiError(413, f"Request body too large (at most {op.max_body} bytes).")
-        raw = await request.content.read()
-    else:
-        raw = await request.read() if request.body_exists else b""
-    if not raw:  # absent or zero-length; whitespace alone is not JSON (400 below)
+async def _read_body(request: web.Request, op: Operation, config: ServerConfig) -> Any:
+    raw = await bodies.read_raw(request, op.max_body or config.max_body_bytes, config.body_timeout)
+    if not raw:  # absent or zero-length; whitespace alone is not JSON (400 in parse)
         if op.body == "required":
             raise ApiError(400, "A JSON request body is required.", errors={"(body)": ["This field is required."]})
         return None
-    ctype = request.content_type
-    if ctype not in JSON_TYPES and not ctype.endswith("+json"):
-        raise ApiError(415, f'Unsupported media type "{ctype}" in request; send application/json.')
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"JSON parse error - {exc}", errors={"(body)": ["Malformed JSON."]}) from None
-    op.check_body(body)
+    body = bodies.parse(raw, request.content_type)
+    op.check_body(body, len(raw))
     return body
 
 
 def _middleware(state: MockState) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path.startswith(("/_mock/", "/_storage/", "/_downloads/")):
+        if request.path.startswith("/_mock/"):
+            try:
+                check_control(request, state.control_token, state.control_hosts)
+            except ApiError as exc:
+                return error_response(exc)
+            return await _guarded(request, handler)
+        if request.path.startswith(("/_storage/", "/_downloads/")):
             return await _guarded(request, handler)
         started = time.perf_counter()
         op_id = getattr(request.match_info.route.handler, "operation_id", None)
         method, path = request.method, request.path
-        verdict = state.limiter.take(request.headers.get(API_KEY_HEADER) or f"ip:{request.remote}", op_id, method, path)
+        verdict = state.limiter.take(_bucket_key(request, state), op_id, method, path)
         delay, fault = 0.0, None
         if not verdict.allowed:
             detail = f"Request was throttled. Expected available in {verdict.retry_after} seconds."
@@ -175,6 +174,15 @@ def _middleware(state: MockState) -> Callable:
         return response
 
     return middleware
+
+
+def _bucket_key(request: web.Request, state: MockState) -> str:
+    """A valid key has its own bucket; a missing or unknown one shares its client address's, so inventing
+    keys neither escapes throttling nor makes the limiter remember every string it was sent."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key and state.world.resolve_key(key) is not None:
+        return key
+    return f"ip:{request.remote}"
 
 
 async def _guarded(request: web.Request, handler: Callable) -> web.StreamResponse:

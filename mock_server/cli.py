@@ -7,66 +7,83 @@ paying for aiohttp, numpy and the world builder, which ``serve`` imports when it
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from avala_mock.fixtures import DEFAULT_API_KEY
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-from avala_mock.fixtures import DEFAULT_API_KEY
-
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="AVALA_MOCK_HOST", help="Address to bind [env AVALA_MOCK_HOST].")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="AVALA_MOCK_HOST",
+              help="Address to bind [env AVALA_MOCK_HOST]. Off loopback the control API needs a token.")
 @click.option("--port", default=8000, show_default=True, envvar="AVALA_MOCK_PORT", type=click.IntRange(0, 65535),
               help="Port, 0 = any free port [env AVALA_MOCK_PORT].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for ids, the world, model outputs and latencies.")
 @click.option("--time-scale", default="1.0", show_default=True, metavar="FLOAT|instant",
               help="Virtual seconds per wall second, or 'instant' (simulated work takes no time).")
 @click.option("--manual-clock", is_flag=True, help="Time moves only through POST /_mock/clock/advance/.")
-@click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="API key of the first organisation.")
+@click.option("--api-key", default=None,
+              help=f"API key of the first organisation [default: the world's own; {DEFAULT_API_KEY} in the default world].")
 @click.option("--world", "world_file", type=click.Path(exists=True, dir_okay=False), help="World definition YAML.")
 @click.option("--rate-limit", default=6000, show_default=True, type=click.IntRange(1), help="Requests per --rate-window (60 s) per key.")
+@click.option("--rate-window", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Seconds the --rate-limit budget refills over.")
+@click.option("--rate-limit-rule", "rate_rules", multiple=True, metavar="PATTERN=LIMIT[/WINDOW]",
+              help="Own bucket per key for an operationId or /path glob, e.g. 'create_*=10/60' (repeatable).")
 @click.option("--storage-base-url", default=None, metavar="URL",
               help="Base of the upload/download URLs the mock hands out (default: <server>/_storage).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Server log level.")
 @click.option("--strict", is_flag=True, help="Record off-contract requests and coverage (GET /_mock/violations/, /_mock/coverage/).")
-@click.option("--rate-window", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Seconds the --rate-limit budget refills over.")
-@click.option("--rate-limit-rule", "rate_rules", multiple=True, metavar="PATTERN=LIMIT[/WINDOW]",
-              help="Own bucket per key for an operationId or /path glob, e.g. 'create_*=10/60' (repeatable).")
 @click.option("--scenario", "scenario_file", default=None, metavar="FILE|NAME",
               help="Scenario YAML (or a shipped name: flaky-network, throttled, sagemaker-down, slow-sam).")
 @click.option("--journal-size", default=10_000, show_default=True, type=click.IntRange(1), help="Request journal entries kept.")
-def serve(host: str, port: int, seed: int, time_scale: str, manual_clock: bool, api_key: str,
-          world_file: str | None, rate_limit: int, storage_base_url: str | None, log_level: str,
-          strict: bool = False, rate_window: float = 60.0, rate_rules: tuple[str, ...] = (),
-          scenario_file: str | None = None, journal_size: int = 10_000) -> None:
+@click.option("--retention", default=10_000, show_default=True, type=click.IntRange(100),
+              help="Finished webhook deliveries and agent executions kept per organisation (oldest dropped).")
+@click.option("--max-body", "max_body_bytes", default=2 * 1024 * 1024, show_default=True, type=click.IntRange(1024),
+              help="Largest request body in bytes (413 past it).")
+@click.option("--body-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds for a whole request body to arrive (408 past it).")
+@click.option("--idle-timeout", default=15.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a connection may stay without a complete request (its headers included).")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
+              help="Open connections at once (more get 503; lowered to fit the file-descriptor limit).")
+@click.option("--control-token", default=None, envvar="AVALA_MOCK_CONTROL_TOKEN",
+              help="Token the control API requires [env AVALA_MOCK_CONTROL_TOKEN; generated when --host is not loopback].")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another Host header name the control API accepts on loopback (repeatable).")
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Directory the control API may load world and scenario files from (repeatable).")
+@click.option("--outbound-allow", "outbound_allow", multiple=True, metavar="HOST|CIDR",
+              help="Only these webhook/callback/alert targets get real requests (repeatable; default: loopback and public addresses).")
+@click.option("--deterministic-secrets", is_flag=True,
+              help="Derive secrets (storage signing key, webhook and agent secrets, tokens) from --seed, for byte-identical replays.")
+def serve(**opts: Any) -> None:
     """Serve the Avala API on HOST:PORT from the default (or given) world."""
     started = time.perf_counter()
     import asyncio
     import logging
 
-    from avala_mock.fixtures.world import WorldDefinitionError
     from avala_mock.mock_server.app import create_app
-    from avala_mock.mock_server.shaping import ShapingError
     from avala_mock.mock_server.state import ServerConfig
-    from avala_mock.simulators.clock import Clock, ClockError
+    from avala_mock.simulators.clock import Clock
+    from avala_mock.simulators.errors import AvalaError
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=opts.pop("log_level").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    port = opts.pop("port")
     try:
-        Clock.from_cli(time_scale, manual_clock)
-        config = ServerConfig(seed=seed, time_scale=time_scale, manual_clock=manual_clock, api_key=api_key,
-                              world_file=world_file, rate_limit=rate_limit, storage_base_url=storage_base_url)
-        config.strict = strict
-        config.rate_window, config.rate_rules = rate_window, [_rate_rule(r, rate_window) for r in rate_rules]
-        config.scenario_file, config.journal_size = scenario_file, journal_size
+        Clock.from_cli(opts["time_scale"], opts["manual_clock"])
+        rate_rules = [_rate_rule(r, opts["rate_window"]) for r in opts.pop("rate_rules")]
+        config = ServerConfig(**{**opts, "rate_rules": rate_rules, "allowed_hosts": list(opts["allowed_hosts"]),
+                                 "data_dirs": list(opts["data_dirs"]), "outbound_allow": list(opts["outbound_allow"])})
         app = create_app(config)
-    except (ClockError, WorldDefinitionError, ShapingError) as exc:
-        raise click.UsageError(str(exc)) from None
-    asyncio.run(_serve(app, host, port, started))
+    except AvalaError as exc:
+        raise click.UsageError(exc.detail) from None
+    asyncio.run(_serve(app, config.host, port, started))
 
 
 def _rate_rule(text: str, window: float) -> dict:
@@ -87,30 +104,34 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     import signal
     import sys
 
-    from aiohttp import web
-
-    from avala_mock.mock_server.app import make_runner
+    from avala_mock.mock_server import serving
+    from avala_mock.mock_server.access import is_loopback
     from avala_mock.mock_server.state import STATE
 
-    runner = make_runner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    state = app[STATE]
     try:
-        await site.start()
+        runner, site = await serving.start(app, host, port, idle_timeout=state.config.idle_timeout,
+                                           max_connections=state.config.max_connections)
     except OSError as exc:
         click.secho(f"cannot bind {host}:{port}: {exc.strerror}", fg="red", err=True)
-        await runner.cleanup()
         sys.exit(2)
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state = app[STATE]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    bound = site.port
+    everywhere = host in ("0.0.0.0", "::", "")
+    shown = "127.0.0.1" if everywhere else host
     base = f"http://{shown}:{bound}/api/v1"
     click.echo(f"avala-mock ready in {time.perf_counter() - started:.2f}s (pid {os.getpid()})")
     click.echo(f"  AVALA_BASE_URL={base}")
     click.echo("  AVALA_ALLOW_INSECURE_BASE_URL=true")
-    click.echo(f"  AVALA_API_KEY={state.config.api_key or DEFAULT_API_KEY}")
+    click.echo(f"  AVALA_API_KEY={state.world.primary_key()}")
     click.echo(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
     click.echo(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")
+    if not is_loopback(host):
+        where = f"every interface ({host or '0.0.0.0'}:{bound})" if everywhere else f"{host}:{bound}"
+        click.secho(f"  WARNING: listening on {where}: other machines can reach this mock and its "
+                    "well-known API keys.", fg="yellow")
+    if state.control_token_generated:
+        click.echo(f"  control token (shown once): {state.control_token}   "
+                   "send it as 'Authorization: Bearer <token>' to /_mock/")
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -102,7 +102,7 @@ def load_scenario(ctx: Ctx) -> dict[str, Any]:
     from avala_mock.mock_server.shaping import load_scenario as read
 
     state, body = ctx.request.app[STATE], ctx.body
-    scenario = _shaped(ctx, lambda: read(body.get("name") or body.get("path"), body.get("scenario")))
+    scenario = _shaped(ctx, lambda: read(body.get("name") or body.get("path"), body.get("scenario"), state.files))
     state.load(scenario)
     return get_scenario(ctx)
 
@@ -112,13 +112,11 @@ def unload_scenario(ctx: Ctx) -> None:
 
 
 def load_world(ctx: Ctx) -> dict[str, Any]:
-    from pathlib import Path
 
     from avala_mock.mock_server.shaping import load_scenario as read
-    from avala_mock.mock_server.shaping import resolve_world
 
     state = ctx.request.app[STATE]
-    path = _shaped(ctx, lambda: str(resolve_world(ctx.body["world"], Path.cwd())))
+    path = str(state.files.world(ctx.body["world"]))
     scenario = {**(state.scenario or {"name": "control-api"}), "world": path}
     if "seed" in ctx.body:
         scenario["seed"] = ctx.body["seed"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,22 +36,27 @@ class Verdict:
 
 
 class Bucket:
-    """``limit`` requests per ``window`` seconds per key, refilled continuously."""
+    """``limit`` requests per ``window`` seconds per key, refilled continuously. At most ``MAX_KEYS``
+    keys are remembered (least recently used forgotten first; a forgotten key starts full again)."""
+
+    MAX_KEYS = 10_000
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = int(limit)
         self.window = float(window)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str) -> Verdict:
         now = time.monotonic()
         rate = self.limit / self.window
-        tokens, last = self._buckets.get(key, (float(self.limit), now))
+        tokens, last = self._buckets.pop(key, (float(self.limit), now))
         tokens = min(float(self.limit), tokens + (now - last) * rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
         self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.MAX_KEYS:
+            self._buckets.popitem(last=False)
         full_in = (self.limit - tokens) / rate
         retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
         return Verdict(allowed, self.limit, int(tokens), int(time.time() + full_in + 0.999), retry)

@@ -14,12 +14,12 @@ import random
 import re
 from dataclasses import dataclass, field
 from fnmatch import translate
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
-from avala_mock.fixtures import SCENARIO_DIR, SCENARIO_SCHEMA, WORLD_DIR
+from avala_mock.fixtures import SCENARIO_SCHEMA
+from avala_mock.fixtures.files import FileAccess, read_yaml, schema_errors
 from avala_mock.fixtures.yamlio import load_yaml
 from avala_mock.mock_server.latency import sample_seconds
 from avala_mock.simulators.errors import Invalid
@@ -34,15 +34,15 @@ class ShapingError(Invalid):
     """A shaping config that does not match the schema (400)."""
 
 
-def validate(kind: str, data: Any) -> None:
+def validate(kind: str, data: Any, *, inline: bool = True) -> None:
     """Check ``data`` against ``$defs/<kind>`` of the scenario schema; raise with readable messages."""
     validator = _VALIDATORS.get(kind)
     if validator is None:
         schema = SCHEMA if kind == "scenario" else {"$ref": f"#/$defs/{kind}", "$defs": SCHEMA["$defs"]}
         validator = _VALIDATORS[kind] = jsonschema_rs.validator_for(schema)
-    errors = [f"{'/'.join(map(str, e.instance_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(data)]
+    errors = schema_errors(validator, data, inline=inline)
     if errors:
-        raise ShapingError("; ".join(errors[:5]))
+        raise ShapingError("; ".join(errors))
 
 
 @dataclass
@@ -155,41 +155,21 @@ class Shaping:
         return {"seed": self.seed, "latency": [r.spec for r in self.latency], "faults": [r.spec for r in self.faults]}
 
 
-def scenario_path(ref: str) -> Path:
-    """A scenario file path, or the name of a shipped one (``throttled`` -> fixtures/scenarios/throttled.yaml)."""
-    path = Path(ref)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return SCENARIO_DIR / f"{ref}.yaml"
-
-
-def load_scenario(ref: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read and validate a scenario; its ``world`` becomes an absolute path (relative to the file, or a
-    name in fixtures/worlds/)."""
-    base = Path.cwd()
+def load_scenario(ref: str | None = None, data: dict[str, Any] | None = None, access: FileAccess | None = None) -> dict[str, Any]:
+    """Read and validate a scenario (a shipped name, a file ``access`` allows, or the inline ``data``);
+    its ``world`` becomes an absolute path, found the same way (relative to the scenario's file)."""
+    access = access or FileAccess()
+    base, inline = None, data is not None
     if data is None:
         if not ref:
             raise ShapingError("a scenario needs a file, a shipped name or an inline document")
-        path = scenario_path(ref)
-        try:
-            data = load_yaml(path.read_text())
-        except OSError as exc:
-            known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
-            raise ShapingError(f"cannot read scenario {ref!r}: {exc.strerror} (shipped: {known})") from None
-        except Exception as exc:  # YAML syntax
-            raise ShapingError(f"scenario {ref!r} is not valid YAML: {exc}") from None
+        path = access.scenario(ref)
+        data = read_yaml(path, "scenario")
         base = path.parent
     if not isinstance(data, dict):
         raise ShapingError("a scenario is a mapping")
-    validate("scenario", data)
+    validate("scenario", data, inline=inline)
     data = dict(data)
     if data.get("world"):
-        data["world"] = str(resolve_world(data["world"], base))
+        data["world"] = str(access.world(data["world"], base))
     return data
-
-
-def resolve_world(ref: str, base: Path) -> Path:
-    for candidate in (base / ref, WORLD_DIR / ref, WORLD_DIR / f"{ref}.yaml"):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise ShapingError(f"world {ref!r} not found (relative to {base} or in fixtures/worlds/)")

@@ -75,9 +75,11 @@ class Operation:
             raise validation_error(errors, "query parameters")
         return values
 
-    def check_body(self, body: Any) -> None:
+    def check_body(self, body: Any, size: int = 0) -> None:
+        """400 listing what is wrong; a body over ``FULL_REPORT_BYTES`` reports its first error only, so
+        a huge invalid batch costs one failed check, not one message per bad item."""
         if self.body_validator is not None:
-            errors = collect_errors(self.body_validator, body)
+            errors = collect_errors(self.body_validator, body, first_only=size > FULL_REPORT_BYTES)
             if errors:
                 raise validation_error(errors, "request body")
 
@@ -111,19 +113,43 @@ def _first_type(schema: dict[str, Any]) -> str:
     return next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
 
 
-def collect_errors(validator: Any, instance: Any) -> dict[str, list[str]]:
-    """Validation errors keyed by the dotted field they concern (``(body)`` for the whole document)."""
+MAX_ERROR_FIELDS = 20  # fields listed in a 400's ``errors``; the summary says how many more there were
+MAX_MESSAGE_CHARS = 200  # jsonschema messages quote the offending value, which may be megabytes long
+# Larger invalid bodies report their first error only: jsonschema-rs builds every error of an invalid
+# document eagerly (~20 µs each), so a 1 MB batch of bad items would hold the event loop for seconds.
+FULL_REPORT_BYTES = 8 * 1024
+MAX_KEY_CHARS = 100
+
+def collect_errors(validator: Any, instance: Any, first_only: bool = False) -> dict[str, list[str]]:
+    """Validation errors keyed by the dotted field they concern (``(body)`` for the whole document):
+    at most ``MAX_ERROR_FIELDS`` fields, each message cut to ``MAX_MESSAGE_CHARS``."""
+    if validator.is_valid(instance):
+        return {}
+    if first_only:
+        try:
+            validator.validate(instance)
+        except jsonschema_rs.ValidationError as err:
+            found = [err]
+    else:
+        found = validator.iter_errors(instance)
     errors: dict[str, list[str]] = {}
-    for err in validator.iter_errors(instance):
+    for err in found:
+        if len(errors) >= MAX_ERROR_FIELDS:
+            errors["(more)"] = ["Further errors were not listed."]
+            break
         base = ".".join(str(p) for p in err.instance_path)
         kind = err.kind.as_dict()
         names = [kind["property"]] if "property" in kind else kind.get("unexpected") or [None]
-        for name in names:
-            key = ".".join(x for x in (base, name) if x) or "(body)"
+        for name in names[:MAX_ERROR_FIELDS]:
+            key = (".".join(x for x in (base, name) if x) or "(body)")[:MAX_KEY_CHARS]
             secret = _SECRET_FIELD.search(key.rsplit(".", 1)[-1])
             # jsonschema messages quote the value; a secret's value must never come back in an error.
             message = f"Invalid value ({err.kind.name} check failed)." if secret and "property" not in kind else err.message
-            errors.setdefault(key, []).append(message)
+            if len(message) > MAX_MESSAGE_CHARS:
+                message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+            messages = errors.setdefault(key, [])
+            if len(messages) < 3:
+                messages.append(message)
     return errors
 
 

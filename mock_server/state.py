@@ -7,8 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from avala_mock.fixtures.files import FileAccess
 from avala_mock.fixtures.world import build_world, load_definition
 from avala_mock.mock_server import snapshot
+from avala_mock.mock_server.access import control_token_for
 from avala_mock.mock_server.journal import Journal
 from avala_mock.mock_server.ratelimit import RateLimiter
 from avala_mock.mock_server.shaping import Shaping, load_scenario
@@ -34,6 +36,17 @@ class ServerConfig:
     rate_rules: list[dict] = field(default_factory=list)  # per operation/path buckets (mock_server/ratelimit.py)
     scenario_file: str | None = None  # a scenario YAML or shipped name (fixtures/scenarios/); overrides the above
     journal_size: int = 10_000  # request journal entries kept (oldest dropped)
+    data_dirs: list[str] = field(default_factory=list)  # where the control API may read world/scenario files
+    host: str = "127.0.0.1"  # the bound address: off loopback, the control API needs a token
+    control_token: str | None = None  # required by the control API (generated when bound off loopback)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host header names the control API accepts besides loopback
+    retention: int = 10_000  # finished deliveries / executions kept per organisation
+    outbound_allow: list[str] = field(default_factory=list)  # when set, the only hosts/CIDRs events are sent to
+    deterministic_secrets: bool = False  # secrets drawn from the seed (byte-identical replays) instead of os.urandom
+    max_body_bytes: int = 2 * 1024 * 1024  # a request body past this is 413 (operations may set x-max-body-bytes)
+    body_timeout: float = 10.0  # seconds for a whole request body to arrive (408 after)
+    idle_timeout: float = 15.0  # seconds a connection may sit without a complete request (headers included)
+    max_connections: int = 1000  # open connections; more are answered 503 and closed at once
 
 
 @dataclass
@@ -46,7 +59,17 @@ class MockState:
 
     def __post_init__(self) -> None:
         self._pristine: tuple[tuple, bytes] | None = None  # the baseline world as built, for cheap resets
-        self.scenario = load_scenario(self.config.scenario_file) if self.config.scenario_file else None
+        cfg = self.config
+        self.control_token, self.control_token_generated = control_token_for(cfg.host, cfg.control_token)
+        self.control_hosts = frozenset(h.lower() for h in [cfg.host, *cfg.allowed_hosts])
+        # The control API reads files from the operator's data directories only (shipped ones by name)...
+        self.files = FileAccess(cfg.data_dirs)
+        # ...while files named on the command line are the operator's own choice, with their neighbours.
+        startup = FileAccess([*cfg.data_dirs, *(str(Path(f).resolve().parent) for f in (cfg.scenario_file, cfg.world_file) if f)])
+        ref = cfg.scenario_file
+        if ref and Path(ref).is_file():
+            ref = str(Path(ref).resolve())
+        self.scenario = load_scenario(ref, access=startup) if ref else None
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window, self.config.rate_rules)
         self.shaping = Shaping(self.config.seed)
         self.journal = Journal(self.config.journal_size)
@@ -79,7 +102,8 @@ class MockState:
         if clock.mode == "manual" and self._pristine is not None and self._pristine[0] == baseline:
             self.world = snapshot.thaw(self._pristine[1])  # same world as a rebuild, ~8x cheaper
         else:
-            self.world = build_world(self.definition, seed=seed, clock=clock, api_key=cfg.api_key)
+            self.world = build_world(self.definition, seed=seed, clock=clock, api_key=cfg.api_key,
+                                     deterministic_secrets=cfg.deterministic_secrets)
             scenarios.install(self.world.shared, scn.get("backend", []))
             # A manual clock starts at a fixed instant, so a copy of the fresh world is exactly what the next
             # rebuild would give; other clocks start at the wall time, so those worlds are rebuilt.

@@ -11,12 +11,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from avala_mock.mock_server import bodies
 from avala_mock.mock_server.context import API_KEY_HEADER
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.spec import Operation, Spec
+from avala_mock.mock_server.state import ServerConfig
 
 JOURNAL_SIZE = 1000
 _OWN_PREFIXES = ("/_mock/", "/_storage/", "/_downloads/", "/openapi.yaml")
@@ -75,7 +76,7 @@ class StrictJournal:
 STRICT = web.AppKey("strict", StrictJournal)
 
 
-async def check_request(request: web.Request, op: Operation) -> list[tuple[str, str]]:
+async def check_request(request: web.Request, op: Operation, config: ServerConfig) -> list[tuple[str, str]]:
     """The contract rules this request breaks, as (rule, detail) pairs; empty when it conforms."""
     found: list[tuple[str, str]] = []
     if op.secured and not request.headers.get(API_KEY_HEADER):
@@ -86,30 +87,24 @@ async def check_request(request: web.Request, op: Operation) -> list[tuple[str, 
         found.append(("query-parameters", exc.detail))
     if not op.body:
         return found
-    if op.max_body is not None:
-        return found  # the endpoint streams these bodies itself; reading here would consume the stream
-    raw = await request.read() if request.body_exists else b""
-    if not raw:  # absent or zero-length; whitespace alone is not JSON (400 below)
+    try:  # the same bounded read the endpoint does; it keeps the bytes for the endpoint
+        raw = await bodies.read_raw(request, op.max_body or config.max_body_bytes, config.body_timeout)
+    except ApiError as exc:
+        found.append(("request-body", exc.detail))
+        return found
+    if not raw:
         if op.body == "required":
             found.append(("request-body", "a JSON request body is required"))
         return found
-    ctype = request.content_type
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        found.append(("content-type", f'"{ctype}" sent; the operation accepts application/json'))
-        return found
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        found.append(("request-body", "body is not valid JSON"))
-        return found
-    try:
-        op.check_body(body)
+        body = bodies.parse(raw, request.content_type)
+        op.check_body(body, len(raw))
     except ApiError as exc:
-        found.append(("request-body", exc.detail))
+        found.append(("content-type" if exc.status == 415 else "request-body", exc.detail))
     return found
 
 
-def strict_middleware(spec: Spec, journal: StrictJournal) -> Callable:
+def strict_middleware(spec: Spec, journal: StrictJournal, config: ServerConfig) -> Callable:
     """Middleware recording off-contract requests; placed inside the rate-limit/error middleware."""
     prefix = spec.base_path
 
@@ -126,7 +121,7 @@ def strict_middleware(spec: Spec, journal: StrictJournal) -> Callable:
         if op is not None:
             with journal._lock:
                 journal.exercised[op.operation_id] += 1
-            for rule, detail in await check_request(request, op):
+            for rule, detail in await check_request(request, op, config):
                 journal.record(request, rule, detail, op.operation_id, None)
         elif http_exc is not None and http_exc.status == 405 or route_name == "refuse":
             journal.record(request, "method", f"{request.method} is not an operation of {path}", None, 405)

@@ -47,6 +47,7 @@ class ServerHandle:
 
     origin: str
     api_key: str = DEFAULT_API_KEY
+    control_token: str | None = None
     _http: httpx.Client | None = None
 
     @property
@@ -61,8 +62,11 @@ class ServerHandle:
         """Call ``/_mock/<path>/``; returns the decoded JSON (None for 204). Raises ``ControlError``."""
         data = None if json is None else _json.dumps(json).encode()
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        headers = {"Content-Type": "application/json"} if method != "GET" else {}
+        if self.control_token:
+            headers["Authorization"] = f"Bearer {self.control_token}"
         request = urllib.request.Request(f"{self.origin}/_mock/{path.strip('/')}/{query}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data is not None else {})
+                                         headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 raw = response.read()
@@ -112,16 +116,19 @@ class LiveServer(ServerHandle):
         self.stop()
 
     def start(self) -> LiveServer:
-        if self.config is None:
-            from avala_mock.mock_server.state import ServerConfig
+        from dataclasses import replace
 
-            self.config = ServerConfig(manual_clock=True)
-        self.api_key = self.config.api_key or DEFAULT_API_KEY
+        from avala_mock.mock_server.state import STATE, ServerConfig
+
+        self.config = replace(self.config or ServerConfig(manual_clock=True), host=self.host)
         self._thread.start()
         if not self._ready.wait(60):
             raise RuntimeError("avala-mock did not start within 60 s")
         if self._error is not None:
             raise self._error
+        state = self.app[STATE]
+        self.api_key = state.world.primary_key() or DEFAULT_API_KEY
+        self.control_token = state.control_token
         return self
 
     def make_app(self) -> web.Application:
@@ -133,19 +140,16 @@ class LiveServer(ServerHandle):
     def _run(self) -> None:
         import asyncio
 
-        from aiohttp import web
-
-        from avala_mock.mock_server.app import make_runner
+        from avala_mock.mock_server import serving
 
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         try:
             self.app = self.make_app()
-            self._runner = make_runner(self.app)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            config = self.config
+            self._runner, site = self._loop.run_until_complete(serving.start(
+                self.app, self.host, 0, idle_timeout=config.idle_timeout, max_connections=config.max_connections))
+            self.port = site.port
         except BaseException as exc:  # surfaced to start()
             self._error = exc
             self._ready.set()

@@ -62,7 +62,7 @@ def create_agent(world: World, store: OrgStore, fields: dict[str, Any]) -> dict[
         "is_active": clean.get("is_active", True),
         "project": clean.get("project"),
         "task_types": clean.get("task_types", []),
-        "_secret": f"agsec_{world.ids.hex(40)}",
+        "_secret": f"agsec_{world.secrets.hex(40)}",
     })
     return agents(store).add(record)
 

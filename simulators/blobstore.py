@@ -215,6 +215,6 @@ def blobstore(world: World) -> Blobstore:
     """The world's byte store (created on first use; a reset builds a new world and so a new store)."""
     found = world.shared.get(_SHARED_KEY)
     if found is None:
-        secret = hashlib.sha256(f"avala-mock-storage:{world.seed}".encode()).digest()
+        secret = world.secrets.key()
         found = world.shared[_SHARED_KEY] = Blobstore(secret)
     return found

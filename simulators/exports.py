@@ -57,7 +57,7 @@ def create_export(world: World, store: OrgStore, *, project: str | None = None, 
             "format": FORMAT,
             "_timeline": timeline,
             "_error": error,
-            "_token": world.ids.hex(32),
+            "_token": world.secrets.hex(32),
             "_snapshot": snapshot,
         })
         collection(store, KIND).add(rec)

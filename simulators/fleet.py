@@ -87,7 +87,7 @@ def channels(store: OrgStore) -> Collection:
 
 def register_device(world: World, store: OrgStore, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """A new device in ``provisioning`` and its token (which only this answer shows)."""
-    token = f"fdt_{world.ids.hex(40)}"
+    token = f"fdt_{world.secrets.hex(40)}"
     record = new_record(world, store, {
         "name": body["name"],
         "type": body["type"],

@@ -322,7 +322,7 @@ def invite(world: World, store: OrgStore, org: dict, role: str, user: User, emai
     for inv in invitations(store, org):
         if inv["invited_email"] == email and invitation_status(inv, now) == "pending":
             raise Conflict(f"{email} already has a pending invitation.")
-    token = world.ids.hex(32)
+    token = world.secrets.hex(32)
     rec = new_record(world, store, {
         "organization": org["uid"], "invited_email": email, "invited_by_username": user.username, "role": new_role,
         "_status": "pending", "expires_at": now + INVITATION_TTL, "last_sent_at": now,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -372,7 +373,8 @@ def access_grant(world: World, rev: Revision, object_uid: str, now: float) -> tu
         raise NotFound(f"Object {object_uid!r} not found in {rev.canonical_reference}.")
     issued = int(now)
     expires = issued + GRANT_TTL_S
-    token = "v1." + hashlib.sha256(f"{world.seed}:{rev.sha256}:{obj.object_uid}:{expires}".encode()).hexdigest()
+    key = world.shared.get("resolver_grant_key") or world.shared.setdefault("resolver_grant_key", world.secrets.key())
+    token = "v1." + hmac.new(key, f"{rev.sha256}:{obj.object_uid}:{expires}".encode(), hashlib.sha256).hexdigest()
     url = (f"{EDGE_ROOT}/{rev.dataset.uid}/{rev.sha256}/{rev.manifest_sha256}/objects/{obj.object_uid}/"
            f"{obj.sha256}?grant={token}")
     grant = {

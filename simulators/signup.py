@@ -64,10 +64,10 @@ def signup(world: World, email: str, password: str, first_name: str | None, last
     bot = User(world.ids.uid(), "avala-bot", "bot@avala.ai", "Avala", "Bot", is_bot=True)
     store = OrgStore(org, user, bot)
     world.add_store(store)
-    key = f"avk_{world.ids.hex(32)}"
+    key = f"avk_{world.secrets.hex(32)}"
     world.add_key(key, store, user)
     organizations.home(world, store)
-    salt = world.ids.hex(16)
+    salt = world.secrets.hex(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), _ITERATIONS).hex()
     _accounts(world)[email.lower()] = {"user_uid": user.uid, "salt": salt, "hash": digest}
     return user, key

@@ -50,7 +50,7 @@ def create_webhook(
         "target_url": check_url(target_url, "target_url"),
         "events": check_events(events),
         "is_active": bool(is_active),
-        "_secret": secret or f"whsec_{world.ids.hex(40)}",
+        "_secret": secret or f"whsec_{world.secrets.hex(40)}",
     }
     return webhooks(store).add(new_record(world, store, fields))
 

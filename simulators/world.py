@@ -6,6 +6,7 @@ lookup a request makes goes through that store and cannot see another organisati
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,28 @@ class Ids:
     def hex(self, n: int = 32) -> str:
         with self._lock:
             return f"{self._rng.getrandbits(4 * n):0{n}x}"
+
+
+class Secrets:
+    """Where secrets come from (signing keys, webhook and agent secrets, tokens): the operating system by
+    default, so nothing secret can be worked out from the seed the banner prints; or, for byte-identical
+    replays, a stream seeded from the seed apart from the ids (so uids are the same either way)."""
+
+    def __init__(self, seed: int, deterministic: bool = False) -> None:
+        self._rng = random.Random(f"avala-mock-secrets:{seed}") if deterministic else None
+        self._lock = threading.Lock()
+
+    def _bits(self, k: int) -> int:
+        if self._rng is None:
+            return secrets.randbits(k)
+        with self._lock:
+            return self._rng.getrandbits(k)
+
+    def hex(self, n: int = 32) -> str:
+        return f"{self._bits(4 * n):0{n}x}"
+
+    def key(self, nbytes: int = 32) -> bytes:
+        return self._bits(8 * nbytes).to_bytes(nbytes, "big")
 
 
 @dataclass
@@ -238,10 +261,12 @@ class OrgStore:
 class World:
     """All organisations, the API keys that reach them, the clock and the model profiles."""
 
-    def __init__(self, clock: Clock, seed: int, models: dict[str, ModelProfile] | None = None) -> None:
+    def __init__(self, clock: Clock, seed: int, models: dict[str, ModelProfile] | None = None,
+                 deterministic_secrets: bool = False) -> None:
         self.clock = clock
         self.seed = seed
         self.ids = Ids(seed)
+        self.secrets = Secrets(seed, deterministic_secrets)
         self.rng = np.random.default_rng(seed)
         self.models: dict[str, ModelProfile] = dict(models or DEFAULT_PROFILES)
         self.stores: dict[str, OrgStore] = {}
@@ -257,6 +282,10 @@ class World:
 
     def resolve_key(self, key: str) -> tuple[OrgStore, User] | None:
         return self._keys.get(key)
+
+    def primary_key(self) -> str | None:
+        """The first organisation's key (the one the banner prints)."""
+        return next(iter(self._keys), None)
 
     @property
     def api_keys(self) -> dict[str, str]:

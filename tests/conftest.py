@@ -12,6 +12,10 @@ import pytest
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import ExternalServer, LiveServer, ServerHandle
 
+# Every server in this suite is a local http mock: the SDKs refuse plain http without this, and tests that
+# start their own server must not depend on another test having set it first (xdist runs them in any order).
+os.environ["AVALA_ALLOW_INSECURE_BASE_URL"] = "true"
+
 
 @pytest.fixture(scope="session")
 def live(pytestconfig: pytest.Config) -> Iterator[ServerHandle]:

@@ -74,6 +74,8 @@ def test_issue_lifecycle(mock, client, http):
     detail = client.datasets.get_sequence(OWNER, SLUG, seq.uid)
     frame_key = detail.frames[4]["key"]
     before = len(client.annotation_issues.list_by_sequence(seq.uid))
+    on_frame = [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, dataset_item_uid=frame_key)]  # seeded ones
+    of_project = [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, project_uid=project.uid)]
 
     issue = client.annotation_issues.create(
         seq.uid, tool_uid=tool.uid, problem_uid=problems["Wrong orientation"].uid, dataset_item_uid=frame_key,
@@ -92,8 +94,8 @@ def test_issue_lifecycle(mock, client, http):
 
     listed = client.annotation_issues.list_by_sequence(seq.uid)
     assert len(listed) == before + 1 and listed[-1].uid == issue.uid
-    assert [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, dataset_item_uid=frame_key)] == [issue.uid]
-    assert [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, project_uid=project.uid)] == [issue.uid]
+    assert [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, dataset_item_uid=frame_key)] == [*on_frame, issue.uid]
+    assert [i.uid for i in client.annotation_issues.list_by_sequence(seq.uid, project_uid=project.uid)] == [*of_project, issue.uid]
     assert client.annotation_issues.list_by_sequence(seq.uid, project_uid="other") == []
     assert issue.uid in [i.uid for i in client.annotation_issues.list_by_dataset(OWNER, SLUG, sequence_uid=seq.uid)]
     assert issue.uid not in [i.uid for i in client.annotation_issues.list_by_dataset(OWNER, SLUG, sequence_uid=sequences(client)[0].uid)]

@@ -41,8 +41,14 @@ def test_world_file_and_bad_flags(tmp_path: Path):
         "    datasets: [{slug: d, data_type: image, items: 50, labels: [x]}]\n"
         "    projects: [{name: Only, dataset: d, items: 50}]\n"
     )
-    with ServeProcess("--world", str(world), "--manual-clock") as server:
-        r = httpx.get(server.base_url + "/projects/", headers={"X-Avala-Api-Key": "avk_mock_primary"})  # --api-key default replaces the first key
+    with ServeProcess("--world", str(world), "--manual-clock") as server:  # the world's own key, printed
+        assert "AVALA_API_KEY=avk_solo_1234" in server.text
+        r = httpx.get(server.base_url + "/projects/", headers={"X-Avala-Api-Key": "avk_solo_1234"})
+        assert [p["name"] for p in r.json()["results"]] == ["Only"]
+        assert httpx.get(server.base_url + "/projects/", headers={"X-Avala-Api-Key": "avk_mock_primary"}).status_code == 401
+    with ServeProcess("--world", str(world), "--manual-clock", "--api-key", "avk_given_5678") as server:  # --api-key wins
+        assert "AVALA_API_KEY=avk_given_5678" in server.text
+        r = httpx.get(server.base_url + "/projects/", headers={"X-Avala-Api-Key": "avk_given_5678"})
         assert [p["name"] for p in r.json()["results"]] == ["Only"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("organizations: []\n")

@@ -13,7 +13,9 @@ import pytest
 from avala.errors import RateLimitError
 from scipy import stats
 
-from avala_mock.mock_server.shaping import SCENARIO_DIR, ShapingError, load_scenario
+from avala_mock.fixtures import SCENARIO_DIR
+from avala_mock.fixtures.files import FileError
+from avala_mock.mock_server.shaping import ShapingError, load_scenario
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import LiveServer
 
@@ -86,7 +88,7 @@ def test_every_shipped_scenario_validates_and_is_documented(name):
 def test_bad_scenarios_are_rejected_with_reasons(srv):
     with pytest.raises(ShapingError, match="bogus"):
         load_scenario(data={"name": "x", "bogus": 1})
-    with pytest.raises(ShapingError, match="shipped"):
+    with pytest.raises(FileError, match="shipped"):
         load_scenario("no-such-scenario")
     for body in ({"name": "no-such-scenario"}, {"scenario": {"name": "x", "faults": [{"kind": "nope"}]}},
                  {"scenario": {"name": "x", "world": "missing-world"}}):
