@@ -18,6 +18,7 @@ from avala_mock.mock_server import bodies, control, downloads, event_worker, fau
 from avala_mock.mock_server.access import check_control
 from avala_mock.mock_server.context import API_KEY_HEADER, Ctx
 from avala_mock.mock_server.errors import ApiError, error_response, json_response
+from avala_mock.mock_server.serving import LISTEN_PORTS
 from avala_mock.mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
 from avala_mock.mock_server.state import STATE, MockState, ServerConfig
 from avala_mock.simulators.errors import AvalaError
@@ -46,6 +47,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         app[STRICT] = journal
     app[STATE] = state
     app[SPEC] = spec
+    app[LISTEN_PORTS] = set()
     found = handlers.collect(spec)
     routes = spec.routes()
     for i, op in enumerate(routes):

@@ -124,7 +124,6 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     click.echo("  AVALA_ALLOW_INSECURE_BASE_URL=true")
     click.echo(f"  AVALA_API_KEY={state.world.primary_key()}")
     click.echo(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
-    click.echo(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")
     if not is_loopback(host):
         where = f"every interface ({host or '0.0.0.0'}:{bound})" if everywhere else f"{host}:{bound}"
         click.secho(f"  WARNING: listening on {where}: other machines can reach this mock and its "
@@ -132,6 +131,7 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     if state.control_token_generated:
         click.echo(f"  control token (shown once): {state.control_token}   "
                    "send it as 'Authorization: Bearer <token>' to /_mock/")
+    click.echo(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")  # last line
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

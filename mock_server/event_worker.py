@@ -13,7 +13,10 @@ import logging
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from avala_mock.mock_server.outbound import OutboundPolicy, PolicyResolver, Refused, literal_address
+from avala_mock.mock_server.serving import LISTEN_PORTS
 from avala_mock.mock_server.state import MockState
 from avala_mock.simulators import events
 
@@ -21,6 +24,9 @@ log = logging.getLogger("avala_mock.events")
 POLL_S = 0.05  # wall seconds between looks at the schedule (a heap peek when nothing is due)
 SEND_TIMEOUT_S = 5.0
 MAX_CONCURRENT_SENDS = 32
+# Sends waiting for a slot at most; past this an attempt is recorded as failed at once and retried later
+# on the virtual clock, as any failed delivery is, so a burst of events cannot queue without bound.
+MAX_QUEUED_SENDS = 1000
 
 
 class EventWorker:
@@ -33,7 +39,9 @@ class EventWorker:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
 
     async def start(self, app: web.Application) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S))
+        self.policy = OutboundPolicy(self.state.config.outbound_allow, app[LISTEN_PORTS])
+        connector = aiohttp.TCPConnector(resolver=PolicyResolver(self.policy))
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S), connector=connector)
         self._task = asyncio.create_task(self._run(), name="avala-mock-events")
 
     async def stop(self, app: web.Application) -> None:
@@ -65,29 +73,52 @@ class EventWorker:
         if not bus.ready(world.clock.now()):
             return 0
         outgoing = bus.drain(world.clock.now())
+        started = 0
         for out in outgoing:
+            if len(self._sends) >= MAX_QUEUED_SENDS:
+                self._report(bus, out, None, f"Not sent: the mock's outbound queue is full ({MAX_QUEUED_SENDS} sends waiting).")
+                continue
             task = asyncio.create_task(self._send(bus, out))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
-        return len(outgoing)
+            started += 1
+        return started
 
     async def _send(self, bus: events.EventBus, out: events.Outgoing) -> None:
         assert self._session is not None
         status: int | None = None
         async with self._slots:
             try:
+                self._check_literal(out.url)
                 async with self._session.post(out.url, data=out.body, headers=out.headers, allow_redirects=False) as r:
                     status = r.status
                     text = (await r.content.read(4096)).decode("utf-8", "replace")
             except asyncio.TimeoutError:
                 text = f"Timed out after {SEND_TIMEOUT_S:g} s waiting for the receiver."
+            except Refused as exc:
+                text = f"Not sent: {exc}."
+            except aiohttp.ClientConnectorError as exc:
+                refused = isinstance(exc.os_error, Refused)
+                text = f"Not sent: {exc.os_error}." if refused else f"Connection failed: {type(exc).__name__}."
             except (aiohttp.ClientError, OSError) as exc:  # refused, reset, DNS: the URL itself is not echoed
                 text = f"Connection failed: {type(exc).__name__}."
+        self._report(bus, out, status, text)
+        self.wake.set()  # a retry may already be due (instant clock)
+
+    @staticmethod
+    def _report(bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:
         try:
             bus.report(out, status, text)
         except Exception:
             log.exception("recording a delivery attempt failed")
-        self.wake.set()  # a retry may already be due (instant clock)
+
+
+    def _check_literal(self, url: str) -> None:
+        """Literal IP targets: the HTTP client connects to those without asking the resolver."""
+        parts = URL(url)
+        ip = literal_address(parts.host or "")
+        if ip is not None:
+            self.policy.check_address(parts.host or "", str(ip), parts.port or 0)
 
 
 WORKER = web.AppKey("event_worker", EventWorker)

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("avala_mock")
+LISTEN_PORTS = web.AppKey("listen_ports", set)  # filled when the app is bound: requests to these are to itself
 LOOP_LOG_INTERVAL_S = 10.0
 FD_RESERVE = 64  # descriptors kept for files, outbound webhook connections and the listening socket
 
@@ -149,5 +150,7 @@ async def start(app: web.Application, host: str, port: int, *, idle_timeout: flo
     except BaseException:
         await runner.cleanup()
         raise
+    if LISTEN_PORTS in app:
+        app[LISTEN_PORTS].add(site.port)
     return runner, site
 

@@ -103,7 +103,7 @@ class MockState:
             self.world = snapshot.thaw(self._pristine[1])  # same world as a rebuild, ~8x cheaper
         else:
             self.world = build_world(self.definition, seed=seed, clock=clock, api_key=cfg.api_key,
-                                     deterministic_secrets=cfg.deterministic_secrets)
+                                     deterministic_secrets=cfg.deterministic_secrets, retention=cfg.retention)
             scenarios.install(self.world.shared, scn.get("backend", []))
             # A manual clock starts at a fixed instant, so a copy of the fresh world is exactly what the next
             # rebuild would give; other clocks start at the wall time, so those worlds are rebuilt.

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from avala_mock.mock_server.state import ServerConfig
 
 READY_LINE = re.compile(r"AVALA_BASE_URL=(\S+)")
+BANNER_END = "  spec: "  # the banner's last line always starts so
 
 
 class ControlError(RuntimeError):
@@ -213,6 +214,7 @@ class ServeProcess(ServerHandle):
             if found := READY_LINE.search(line):
                 self.origin = found.group(1).rsplit("/api/", 1)[0]
                 self.ready_s = time.perf_counter() - started
+            if self.origin and BANNER_END in line:  # the whole banner is in ``output``
                 return self
         self.stop()
         raise RuntimeError(f"avala-mock serve did not become ready (rc={self.proc.returncode}):\n{self.text[-3000:]}")

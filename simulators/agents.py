@@ -15,7 +15,7 @@ from typing import Any
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.dispatch import check_url, simulated_receiver
 from avala_mock.simulators.errors import Invalid
-from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.records import Collection, collection, declare, new_record, patch
 from avala_mock.simulators.world import OrgStore, World
 
 AGENT = "Agent"
@@ -25,6 +25,13 @@ ACTIONS = ("approve", "reject", "flag", "skip")
 EXECUTION_TIMEOUT_S = 24 * 3600.0  # an undecided execution fails after a day of virtual time
 TEST_EVENT = "agent.test"
 UPDATABLE = ("name", "events", "description", "callback_url", "is_active", "project", "task_types")
+
+
+def _execution_finished(record: dict[str, Any]) -> bool:
+    return record["status"] in ("completed", "failed")
+
+
+declare(EXECUTION, indexes=("registration",), retained=True, finished=_execution_finished)
 
 
 def agents(store: OrgStore) -> Collection:

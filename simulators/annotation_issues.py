@@ -15,10 +15,11 @@ import re
 from typing import Any
 
 from avala_mock.simulators.errors import Invalid, NotFound
-from avala_mock.simulators.records import collection, new_record
+from avala_mock.simulators.records import collection, declare, new_record
 from avala_mock.simulators.world import Dataset, OrgStore, Sequence, User, World
 
 KIND = "annotation_issues"
+declare(KIND, indexes=("_dataset",))
 OPEN = "open"
 # MCP vocabulary + seed 004's resolved/closed; the terminal ones close an issue (closed_at).
 STATUSES = ("open", "relabeling", "in_review", "awaiting_feedback", "completed", "cant_reproduce", "no_action_taken",

@@ -99,17 +99,42 @@ class AutoLabelJob:
         self.cancelled_at: float | None = None
         self.settled = 0  # rows whose drafts are written to the project
         self._summary_cache: tuple[int, dict] | None = None
+        self._final: tuple[JobState, dict[str, Any] | None] | None = None  # set by ``retire``
 
     @property
     def total(self) -> int:
-        return len(self.rows)
+        return self._final[0].total_items if self._final is not None else len(self.rows)
+
+    @property
+    def retired(self) -> bool:
+        return self._final is not None
+
+    def retire(self, now: float) -> bool:
+        """A job that has ended without writing a draft (a dry run, or cancelled or failed before its
+        first success) keeps only its final answer, state and summary, and lets its per-item arrays go:
+        long runs start many dry runs. The event bus calls this once every listener heard of the end,
+        because draft events read those arrays. Returns whether the job was retired."""
+        if self._final is not None:
+            return True
+        s = self.state(now)
+        if s.status not in TERMINAL or (not self.dry_run and s.successful_items > 0):
+            return False
+        self.settle(now)
+        self._final = (s, self.summary(s.processed_items))
+        self.preds = self.done_at = self.cum = self.pred_item = self.above = self.outcome = None  # type: ignore[assignment]
+        self.rows = self.rows[:0]
+        return True
 
     def processed_at(self, t: float) -> int:
+        if self._final is not None:
+            return self._final[0].processed_items
         if t < self.start_at:
             return 0
         return int(np.searchsorted(self.done_at[: self.n_effective], t, side="right"))
 
     def state(self, now: float) -> JobState:
+        if self._final is not None:
+            return self._final[0]
         t = now if self.cancelled_at is None else min(now, self.cancelled_at)
         cancelled = self.cancelled_at is not None and self.cancelled_at <= now
         if t < self.start_at:
@@ -133,6 +158,8 @@ class AutoLabelJob:
 
     def settle(self, now: float) -> None:
         """Write the drafts of items processed by ``now`` into the project (idempotent, incremental)."""
+        if self._final is not None:
+            return
         t = now if self.cancelled_at is None else min(now, self.cancelled_at)
         k = self.processed_at(t)
         if k <= self.settled:
@@ -158,6 +185,8 @@ class AutoLabelJob:
 
     def summary(self, k: int) -> dict[str, Any] | None:
         """Result breakdown of the first ``k`` processed items, cached per ``k``."""
+        if self._final is not None:
+            return self._final[1]
         if k == 0 and self.total == 0:
             return None
         cached = self._summary_cache
@@ -307,8 +336,21 @@ def create_job(
         store.jobs[job.uid] = job
         store.jobs_by_seq[job.seq] = job
         project.active_job = job
+        _forget_retired(store)
         events.bus(world).job_created(store, job)  # its end event and drafts, due on the clock
         return job
+
+
+def _forget_retired(store: OrgStore) -> None:
+    """Past the organisation's retention, the oldest retired jobs (ended, no drafts) leave the history;
+    jobs that wrote drafts stay, since the drafts name them (and each item is drafted at most once)."""
+    limit = store.retention
+    if limit is None or len(store.jobs) <= limit:
+        return
+    retired = [j for j in store.jobs.values() if j.retired and j.project.active_job is not j]
+    for job in retired[: max(0, len(retired) - limit)]:
+        del store.jobs[job.uid]
+        del store.jobs_by_seq[job.seq]
 
 
 def cancel_job(world: World, store: OrgStore, job: AutoLabelJob) -> None:

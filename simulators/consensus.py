@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from avala_mock.simulators.errors import Conflict, Invalid
-from avala_mock.simulators.records import collection, new_record, patch
+from avala_mock.simulators.records import collection, declare, new_record, patch
 from avala_mock.simulators.timeline import Timeline
 from avala_mock.simulators.world import NO_RESULT, OrgStore, Project, World
 
@@ -32,6 +32,8 @@ STARTUP_S = 2.0  # virtual seconds before a computation starts scoring
 SECONDS_PER_ITEM = 0.01
 BUCKETS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))
 CONFIGS, RUNS, PANELS = "consensus_configs", "consensus_runs", "consensus_panels"
+declare(CONFIGS, indexes=("project",))
+declare(RUNS, indexes=("project",))
 
 
 @dataclass

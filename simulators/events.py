@@ -106,6 +106,12 @@ class EventBus:
                 self._emit_drafts(store, job, now)
             self._entries.pop(f"drafts:{job.uid}", None)
             self._entries.pop(f"end:{job.uid}", None)
+            self._done_with(job, now)
+
+    def _done_with(self, job: Any, now: float) -> None:
+        """Everything about the job has been told: a draft-less job may drop its per-item arrays."""
+        if job.retire(now):
+            self._drafts_done.pop(job.uid, None)
 
     def drain(self, now: float) -> list[Outgoing]:
         """Emit everything due by ``now``; return the sends to perform (each exactly once)."""
@@ -164,6 +170,7 @@ class EventBus:
         if state.status == "failed":
             payload["error_message"] = state.error_message
         self.emit(store, f"auto_label.{state.status}", payload, at=job.end_at)
+        self._done_with(job, job.end_at)
 
     def _emit_drafts(self, store: OrgStore, job: Any, now: float) -> None:
         """``result.submitted`` for every draft the job wrote since the last call, in one vectorised step.

@@ -23,12 +23,17 @@ import numpy as np
 from avala_mock.simulators import fleet_rules
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.errors import Conflict, Invalid, NotFound
-from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.records import Collection, collection, declare, new_record, patch
 from avala_mock.simulators.timeline import Timeline
 from avala_mock.simulators.world import OrgStore, World
 
 DEVICES, RECORDINGS, EVENTS = "fleet_device", "fleet_recording", "fleet_event"
 RULES, ALERTS, CHANNELS = "fleet_rule", "fleet_alert", "fleet_alert_channel"
+declare(RECORDINGS, indexes=("device",))
+# Events and the alerts they raise are telemetry streams: like deliveries and executions, an organisation
+# keeps the newest ``retention`` of each (a fleet posting all night must not grow the mock without bound).
+declare(EVENTS, indexes=("recording", "device"), retained=True)
+declare(ALERTS, indexes=("rule", "recording", "event"), retained=True)
 
 DEVICE_STATUSES = ("provisioning", "online", "offline", "maintenance", "error")
 RECORDING_STATUSES = ("uploading", "processing", "ready", "error", "archived")
@@ -113,8 +118,7 @@ def delete_device(world: World, store: OrgStore, uid: str) -> None:
     get(store, DEVICES, uid)
     devices(store).remove(uid)
     for kind in (RECORDINGS, EVENTS, ALERTS):
-        for record in collection(store, kind).filter(device=uid):
-            record["device"] = None
+        collection(store, kind).unlink("device", uid)
 
 
 # --- recordings ----------------------------------------------------------------------------------
@@ -205,8 +209,7 @@ def delete_recording(world: World, store: OrgStore, uid: str) -> None:
     recordings(store).remove(uid)
     for event in events(store).filter(recording=uid):
         delete_event(world, store, event["uid"])
-    for alert in alerts(store).filter(recording=uid):
-        alert["recording"] = None
+    alerts(store).unlink("recording", uid)
     for hook in ON_RECORDING_DELETED:
         hook(world, store, uid)
 
@@ -291,8 +294,7 @@ def delete_event(world: World, store: OrgStore, uid: str) -> None:
     """The event goes; alerts it raised stay (they are history), without it."""
     get(store, EVENTS, uid)
     events(store).remove(uid)
-    for alert in alerts(store).filter(event=uid):
-        alert["event"] = None
+    alerts(store).unlink("event", uid)
 
 
 def event_sort_key(event: dict[str, Any]) -> int:
@@ -335,8 +337,7 @@ def update_rule(world: World, store: OrgStore, uid: str, changes: dict[str, Any]
 def delete_rule(world: World, store: OrgStore, uid: str) -> None:
     get(store, RULES, uid)
     rules(store).remove(uid)
-    for alert in alerts(store).filter(rule=uid):
-        alert["rule"] = None
+    alerts(store).unlink("rule", uid)
 
 
 def fire_rules(world: World, store: OrgStore, event: dict[str, Any], device: dict[str, Any] | None) -> list[dict[str, Any]]:

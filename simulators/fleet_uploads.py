@@ -18,12 +18,13 @@ from typing import Any
 from avala_mock.simulators import fleet
 from avala_mock.simulators.blobstore import blobstore, signed_url
 from avala_mock.simulators.errors import Conflict, Invalid, NotFound
-from avala_mock.simulators.records import Collection, collection, new_record
+from avala_mock.simulators.records import Collection, collection, declare, new_record
 from avala_mock.simulators.timeline import Timeline
 from avala_mock.simulators.uploads import check_path
 from avala_mock.simulators.world import OrgStore, World
 
 KIND = "fleet_upload_session"
+declare(KIND, indexes=("recording",))
 NO_SESSION = "No upload session found for this recording."
 FINALIZE_S = 3.0  # virtual seconds from completing to completed
 SESSION_TTL_S = 24 * 3600.0  # inactivity after which an unfinished session is abandoned

@@ -26,11 +26,12 @@ from avala_mock.simulators import fleet
 from avala_mock.simulators.blobstore import blobstore
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.errors import Conflict, Invalid, NotFound
-from avala_mock.simulators.records import Collection, collection, new_record
+from avala_mock.simulators.records import Collection, collection, declare, new_record
 from avala_mock.simulators.timeline import Timeline
 from avala_mock.simulators.world import OrgStore, World
 
 KIND = "managed_fleet_upload"
+declare(KIND, indexes=("recording",))
 PROTOCOL = "fleet-managed-mcap-v1"
 PART_SIZE = 64 * 1024**2
 GRANT_TTL_S = 300

@@ -15,10 +15,14 @@ import re
 from typing import Any
 
 from avala_mock.simulators.errors import Conflict, Forbidden, Invalid, NotFound
-from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.records import Collection, collection, declare, new_record, patch
 from avala_mock.simulators.world import OrgStore, User, World
 
 ORGS, MEMBERS, TEAMS, TEAM_MEMBERS, INVITATIONS = "organization", "organization_member", "team", "team_member", "invitation"
+declare(MEMBERS, indexes=("organization", "user_uid"))
+declare(TEAMS, indexes=("organization",))
+declare(TEAM_MEMBERS, indexes=("team", "organization"))
+declare(INVITATIONS, indexes=("organization",))
 STORAGE_CONFIGS = "storage_config"  # removed with their organisation (simulators/storage_configs.py)
 SLICES = "slice"  # simulators/slices.py: every slice of a store belongs to the store's own organisation
 

@@ -18,10 +18,11 @@ import numpy as np
 from avala_mock.simulators import consensus
 from avala_mock.simulators.autolabel import AutoLabelJob
 from avala_mock.simulators.errors import Conflict, Invalid, NotFound
-from avala_mock.simulators.records import collection, new_record, patch
+from avala_mock.simulators.records import collection, declare, new_record, patch
 from avala_mock.simulators.world import ACCEPTED_RESULT, DRAFT_RESULT, NO_RESULT, REJECTED_RESULT, OrgStore, Project, World
 
 KIND = "quality_targets"
+declare(KIND, indexes=("project",))
 MATCH_IOU = 0.5  # a draft prediction is correct when it overlaps a same-label ground-truth object this much
 
 # name -> what it measures (documented in openapi.yaml, QualityTarget.metric)

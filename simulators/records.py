@@ -9,18 +9,45 @@ links to backend objects) and never rendered.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from avala_mock.simulators.errors import Conflict, NotFound
 from avala_mock.simulators.world import OrgStore, World
 
 
-class Collection:
-    """The records of one kind in one organisation."""
+@dataclass(frozen=True)
+class Kind:
+    """How a kind of record is kept: fields to index (immutable links to a parent, so listing a parent's
+    children costs the children, not the whole collection) and, for long-lived logs, which records are
+    finished (dropped first when the organisation's retention limit is passed)."""
 
-    def __init__(self, kind: str) -> None:
+    indexes: tuple[str, ...] = ()
+    retained: bool = False
+    finished: Callable[[dict[str, Any]], bool] | None = None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def declare(kind: str, *, indexes: tuple[str, ...] = (), retained: bool = False,
+            finished: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """Say how records of ``kind`` are kept; modules declare their kinds when imported."""
+    KINDS[kind] = Kind(indexes, retained, finished)
+
+
+class Collection:
+    """The records of one kind in one organisation, in creation order, with the kind's indexes."""
+
+    def __init__(self, kind: str, limit: int | None = None) -> None:
         self.kind = kind
+        spec = KINDS.get(kind, Kind())
+        self.indexes = spec.indexes
+        self.finished = spec.finished
+        self.limit = limit if spec.retained else None
+        self.dropped = 0  # records let go by retention
         self._items: dict[str, dict[str, Any]] = {}
+        self._index: dict[str, dict[Any, dict[str, dict[str, Any]]]] = {f: {} for f in self.indexes}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -32,10 +59,16 @@ class Collection:
         return list(self._items.values())  # dicts keep insertion (= seq) order
 
     def filter(self, predicate: Callable[[dict[str, Any]], bool] | None = None, **equal: Any) -> list[dict[str, Any]]:
-        """Records whose fields equal ``equal`` (a ``None`` value means "any") and that pass ``predicate``."""
+        """Records whose fields equal ``equal`` (a ``None`` value means "any") and that pass ``predicate``.
+        An indexed field among ``equal`` narrows the scan to its records."""
         wanted = {k: v for k, v in equal.items() if v is not None}
+        pool: Iterable[dict[str, Any]] = self._items.values()
+        for name in self.indexes:
+            if name in wanted:
+                pool = self._index[name].get(wanted.pop(name), {}).values()
+                break
         return [
-            r for r in self._items.values()
+            r for r in pool
             if all(r.get(k) == v for k, v in wanted.items()) and (predicate is None or predicate(r))
         ]
 
@@ -47,18 +80,25 @@ class Collection:
 
     def find(self, key: str, value: Any) -> dict[str, Any]:
         """The record whose ``key`` equals ``value`` (e.g. a slug), or NotFound."""
-        for record in self._items.values():
-            if record.get(key) == value:
-                return record
+        for record in self.filter(**{key: value}):
+            return record
         raise NotFound(f"{self.kind} {value!r} not found.")
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
-        self._items[record["uid"]] = record
+        uid = record["uid"]
+        if uid in self._items:
+            self._unindex(self._items[uid])
+        self._items[uid] = record
+        for name in self.indexes:
+            self._index[name].setdefault(record.get(name), {})[uid] = record
+        if self.limit is not None and len(self._items) > self.limit + max(1, self.limit // 10):
+            self._prune()
         return record
 
     def remove(self, uid: str) -> dict[str, Any]:
         record = self.get(uid)
         del self._items[uid]
+        self._unindex(record)
         return record
 
     def remove_where(self, **equal: Any) -> int:
@@ -67,21 +107,54 @@ class Collection:
             raise ValueError("remove_where needs concrete field values (None would match everything)")
         doomed = [r["uid"] for r in self.filter(**equal)]
         for uid in doomed:
-            del self._items[uid]
+            self.remove(uid)
         return len(doomed)
+
+    def unlink(self, field: str, value: Any) -> int:
+        """Set ``field`` to None on every record where it equals ``value`` (its parent was deleted; the
+        records stay, as history), keeping the index true. Returns how many changed."""
+        found = self.filter(**{field: value})
+        for record in found:
+            self._unindex(record)
+            record[field] = None
+            for name in self.indexes:
+                self._index[name].setdefault(record.get(name), {})[record["uid"]] = record
+        return len(found)
 
     def unique(self, key: str, value: Any, *, exclude: str | None = None) -> None:
         """409 unless no other record has ``key == value``."""
-        for record in self._items.values():
-            if record.get(key) == value and record["uid"] != exclude:
+        for record in self.filter(**{key: value}):
+            if record["uid"] != exclude:
                 raise Conflict(f"A {self.kind} with {key} {value!r} already exists.")
+
+    def _unindex(self, record: dict[str, Any]) -> None:
+        for name in self.indexes:
+            bucket = self._index[name].get(record.get(name))
+            if bucket is not None:
+                bucket.pop(record["uid"], None)
+                if not bucket:
+                    del self._index[name][record.get(name)]
+
+    def _prune(self) -> None:
+        """Back to ``limit`` records: the oldest finished ones go first, then the oldest of any state.
+        Runs once per ``limit // 10`` additions, so its scan costs O(1) per record added."""
+        assert self.limit is not None
+        excess = len(self._items) - self.limit
+        finished = self.finished or (lambda r: True)
+        doomed = [uid for uid, r in self._items.items() if finished(r)][:excess]
+        if len(doomed) < excess:
+            chosen = set(doomed)
+            doomed += [uid for uid in self._items if uid not in chosen][: excess - len(doomed)]
+        for uid in doomed:
+            self.remove(uid)
+        self.dropped += len(doomed)
 
 
 def collection(store: OrgStore, kind: str) -> Collection:
-    """The organisation's collection of ``kind`` (created empty on first use)."""
+    """The organisation's collection of ``kind`` (created empty on first use, kept as the kind declares)."""
     found = store.collections.get(kind)
     if found is None:
-        found = store.collections[kind] = Collection(kind)
+        found = store.collections[kind] = Collection(kind, store.retention)
     return found
 
 

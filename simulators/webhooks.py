@@ -12,13 +12,20 @@ from typing import Any
 
 from avala_mock.simulators.dispatch import check_url
 from avala_mock.simulators.errors import Invalid
-from avala_mock.simulators.records import Collection, collection, new_record, patch
+from avala_mock.simulators.records import Collection, collection, declare, new_record, patch
 from avala_mock.simulators.world import OrgStore, World
 
 WEBHOOK = "Webhook"
 DELIVERY = "Webhook delivery"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 TEST_EVENT = "webhook.test"
+
+
+def _delivery_finished(record: dict[str, Any]) -> bool:
+    return record["status"] != "pending" and record.get("next_retry_at") is None
+
+
+declare(DELIVERY, indexes=("subscription",), retained=True, finished=_delivery_finished)
 
 
 def webhooks(store: OrgStore) -> Collection:
