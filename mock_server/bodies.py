@@ -95,6 +95,8 @@ def parse(raw: bytes, content_type: str) -> Any:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own parse limit (1,024 levels), past ours
+            raise _too_deep() from None
         raise ApiError(400, f"JSON parse error - {str(exc)[:200]}", errors={"(body)": ["Malformed JSON."]}) from None
     check_depth(body)
     if _LONG_DIGITS.search(raw):
@@ -112,8 +114,12 @@ def check_depth(body: Any) -> None:
     try:
         orjson.dumps(probe)
     except orjson.JSONEncodeError:
-        raise ApiError(400, f"JSON nested too deeply: at most {MAX_DEPTH} levels of objects and arrays.",
-                       errors={"(body)": [f"Nesting deeper than {MAX_DEPTH} levels."]}) from None
+        raise _too_deep() from None
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, f"JSON nested too deeply: at most {MAX_DEPTH} levels of objects and arrays.",
+                    errors={"(body)": [f"Nesting deeper than {MAX_DEPTH} levels."]})
 
 
 def check_integers(raw: bytes) -> None:

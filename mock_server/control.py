@@ -112,7 +112,6 @@ def unload_scenario(ctx: Ctx) -> None:
 
 
 def load_world(ctx: Ctx) -> dict[str, Any]:
-
     from avala_mock.mock_server.shaping import load_scenario as read
 
     state = ctx.request.app[STATE]
@@ -120,7 +119,7 @@ def load_world(ctx: Ctx) -> dict[str, Any]:
     scenario = {**(state.scenario or {"name": "control-api"}), "world": path}
     if "seed" in ctx.body:
         scenario["seed"] = ctx.body["seed"]
-    state.load(_shaped(ctx, lambda: read(data=scenario)))
+    state.load(_shaped(ctx, lambda: read(data=scenario, access=state.files)))
     return get_world(ctx)
 
 
