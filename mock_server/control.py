@@ -127,15 +127,16 @@ def get_snapshot(ctx: Ctx) -> dict[str, Any]:
     from avala_mock.mock_server import snapshot
 
     state = ctx.request.app[STATE]
-    return snapshot.dump({"world": state.world, "shaping": state.shaping, "limits": state.limiter.describe(),
-                          "scenario": state.scenario, "definition": state.definition})
+    return snapshot.dump(state.parts(), secrets=bool(ctx.query.get("include_secrets")))
 
 
 def restore_snapshot(ctx: Ctx) -> dict[str, Any]:
     from avala_mock.mock_server import snapshot
 
     state = ctx.request.app[STATE]
-    state.restore(snapshot.load(ctx.body))
+    saved = snapshot.load(ctx.body)
+    snapshot.resume(saved["world"], saved["taken_at"])
+    state.restore(saved)
     return get_world(ctx)
 
 

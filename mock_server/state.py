@@ -116,12 +116,22 @@ class MockState:
         self.shaping.set_faults(scn.get("faults", []))
         self.journal.clear()
 
+    def parts(self) -> dict:
+        """What a snapshot holds: the world and the baseline and shaping it runs under (not the request
+        journal, strict mode's violations or rate-limit bucket levels: those describe this process's
+        traffic, not the simulated service)."""
+        return {"world": self.world, "definition": self.definition, "scenario": self.scenario,
+                "limits": self.limiter.describe(), "shaping": self.shaping.describe(), "taken_at": self.world.clock.now()}
+
     def restore(self, saved: dict) -> None:
         """Adopt a snapshot's world, shaping, limits and baseline (see mock_server/snapshot.py)."""
-        limits = saved["limits"]
+        limits, shaping = saved["limits"], saved["shaping"]
         self.limiter.configure(limits["limit"], limits["window"], limits["rules"])
         self.scenario, self.definition, self._pristine = saved["scenario"], saved["definition"], None
-        self.shaping, self.world = saved["shaping"], saved["world"]
+        self.shaping = Shaping(shaping["seed"])
+        self.shaping.set_latency(shaping["latency"])
+        self.shaping.set_faults(shaping["faults"])
+        self.world = saved["world"]
 
 
 def clock_of(spec: dict) -> Clock:

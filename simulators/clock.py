@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from avala_mock.simulators.errors import Conflict
@@ -37,7 +39,10 @@ class Clock:
         if mode == "scaled" and self.scale == 1.0:
             self.mode = "real"
         self._origin_virtual = start if start is not None else (MANUAL_EPOCH if mode == "manual" else time.time())
-        self._origin_wall = time.monotonic()
+        # Epoch seconds, not monotonic ones: the anchor is saved with the state, and a restarted process
+        # must continue the same virtual time line (time kept running while it was down).
+        self._origin_wall = time.time()
+        self._pinned: float | None = None
 
     @classmethod
     def from_cli(cls, time_scale: str | float | None, manual: bool) -> Clock:
@@ -60,9 +65,32 @@ class Clock:
         return 0.0 if self.mode == "instant" else 1.0
 
     def now(self) -> float:
+        if self._pinned is not None:
+            return self._pinned
         if self.mode == "manual":
             return self._origin_virtual
-        return self._origin_virtual + (time.monotonic() - self._origin_wall) * self.scale
+        return self._origin_virtual + (time.time() - self._origin_wall) * self.scale
+
+    @contextmanager
+    def pinned(self, at: float | None = None) -> Iterator[float]:
+        """Hold ``now()`` at one instant (the current one, or ``at``) while a command runs, so that the
+        command reads one time throughout and replaying it later reads the same."""
+        held, self._pinned = self._pinned, self.now() if at is None else at
+        try:
+            yield self._pinned
+        finally:
+            self._pinned = held
+
+    def anchor(self) -> tuple[str, float, float, float]:
+        """What defines the time line: mode, scale and the (virtual, wall) instant it passes through."""
+        return (self.mode, self.scale, self._origin_virtual, self._origin_wall)
+
+    @classmethod
+    def from_anchor(cls, anchor: tuple[str, float, float, float] | list) -> Clock:
+        mode, scale, virtual, wall = anchor
+        clock = cls(mode, scale if mode in ("real", "scaled") else 1.0, start=virtual)
+        clock._origin_wall = wall
+        return clock
 
     def advance(self, seconds: float) -> float:
         """Move a manual clock forward; returns the new time."""
@@ -82,7 +110,7 @@ class Clock:
             raise ClockError("time scale must be > 0")
         with self._lock:
             now = self.now()
-            self._origin_virtual, self._origin_wall = now, time.monotonic()
+            self._origin_virtual, self._origin_wall = now, time.time()
             self.scale = float(scale)
             self.mode = "real" if self.scale == 1.0 else "scaled"
 

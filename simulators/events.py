@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,26 +53,18 @@ class EventBus:
         self._lock = threading.RLock()
         self._heap: list[tuple[float, int, int, str]] = []
         self._entries: dict[str, tuple[str, Any, Any]] = {}  # key -> (kind, store, target)
-        self._n = itertools.count()
+        self._n = 0  # tie-breaker of the heap: insertion order
         self._outbox: list[Outgoing] = []
         self._drafts_done: dict[str, int] = {}  # job uid -> items whose result.submitted went out
         self.results: dict[str, tuple[Project, int]] = {}  # result uid -> (project, row)
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self.emitted = 0
 
-    def __getstate__(self) -> dict[str, Any]:  # snapshots pickle the world; a lock does not pickle
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
-
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self, key: str, due: float, prio: int, kind: str, store: OrgStore, target: Any) -> None:
         self._entries[key] = (kind, store, target)
-        heapq.heappush(self._heap, (due, prio, next(self._n), key))
+        self._n += 1
+        heapq.heappush(self._heap, (due, prio, self._n, key))
 
     def next_due(self) -> float | None:
         with self._lock:
@@ -86,10 +77,11 @@ class EventBus:
         due = self.next_due()
         return bool(self._outbox) or (due is not None and due <= now)
 
-    def emit_when(self, store: OrgStore, key: str, due: float, fire: Any) -> None:
-        """At ``due``, emit what ``fire()`` returns then (``(event, payload)``), or nothing if it returns None."""
+    def emit_when(self, store: OrgStore, key: str, due: float, fire: str, target: Any) -> None:
+        """At ``due``, emit what ``CALLS[fire](target)`` returns then (``(event, payload)``), or nothing if
+        it returns None. Scheduled calls are a name and an object, not closures: the schedule is data."""
         with self._lock:
-            self._schedule(key, due, _END, "call", store, fire)
+            self._schedule(key, due, _END, "call", store, (fire, target))
 
     def job_created(self, store: OrgStore, job: Any) -> None:
         """Schedule the job's drafts (from its first item) and its end event (at ``end_at``)."""
@@ -127,7 +119,7 @@ class EventBus:
                 elif kind == "end":
                     self._emit_end(store, target)
                 elif kind == "call":
-                    found = target()
+                    found = CALLS[target[0]](target[1])
                     if found is not None:
                         self.emit(store, found[0], found[1], at=due)
                 else:
@@ -326,21 +318,29 @@ def result_uid(project: Project, row: int) -> str:
 def export_started(world: World, store: OrgStore, rec: dict[str, Any]) -> None:
     """``export.completed``/``export.failed`` when the export's timeline ends (its outcome is known now)."""
     status, due = rec["_timeline"].steps[-1]
+    rec["_announce"] = (status, due)
+    bus(world).emit_when(store, f"export:{rec['uid']}", due, "export_ended", rec)
 
-    def fire() -> tuple[str, dict[str, Any]] | None:
-        if status not in ("exported", "failed") or rec["_timeline"].steps[-1] != (status, due):
-            return None  # stopped early some other way
-        return ("export.completed" if status == "exported" else "export.failed", {
-            "export_uid": rec["uid"], "project_uid": rec["project"], "dataset_uid": rec["dataset"],
-            "status": status, "item_count": rec["item_count"], "error_message": rec.get("_error")})
 
-    bus(world).emit_when(store, f"export:{rec['uid']}", due, fire)
+def _export_ended(rec: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    status, due = rec["_announce"]
+    if status not in ("exported", "failed") or tuple(rec["_timeline"].steps[-1]) != (status, due):
+        return None  # stopped early some other way
+    return ("export.completed" if status == "exported" else "export.failed", {
+        "export_uid": rec["uid"], "project_uid": rec["project"], "dataset_uid": rec["dataset"],
+        "status": status, "item_count": rec["item_count"], "error_message": rec.get("_error")})
 
 
 def dataset_started(world: World, store: OrgStore, ds: Any) -> None:
     """``dataset.created`` once the new dataset's indexing is done (its status becomes ``created``)."""
     due = ds.indexing.steps[-1][1] if ds.indexing is not None else world.clock.now()
-    bus(world).emit_when(store, f"dataset:{ds.uid}", due, lambda: ("dataset.created", dataset_payload(ds)))
+    bus(world).emit_when(store, f"dataset:{ds.uid}", due, "dataset_created", ds)
+
+
+CALLS: dict[str, Any] = {  # what a scheduled "call" entry may run, by name
+    "export_ended": _export_ended,
+    "dataset_created": lambda ds: ("dataset.created", dataset_payload(ds)),
+}
 
 
 def dataset_payload(ds: Any) -> dict[str, Any]:

@@ -43,7 +43,6 @@ class Collection:
         self.kind = kind
         spec = KINDS.get(kind, Kind())
         self.indexes = spec.indexes
-        self.finished = spec.finished
         self.limit = limit if spec.retained else None
         self.dropped = 0  # records let go by retention
         self._items: dict[str, dict[str, Any]] = {}
@@ -140,7 +139,7 @@ class Collection:
         Runs once per ``limit // 10`` additions, so its scan costs O(1) per record added."""
         assert self.limit is not None
         excess = len(self._items) - self.limit
-        finished = self.finished or (lambda r: True)
+        finished = KINDS[self.kind].finished or (lambda r: True)
         doomed = [uid for uid, r in self._items.items() if finished(r)][:excess]
         if len(doomed) < excess:
             chosen = set(doomed)

@@ -5,6 +5,7 @@ lookup a request makes goes through that store and cannot see another organisati
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import threading
@@ -23,6 +24,10 @@ RESULT_STATUS = {HUMAN_RESULT: "submitted", DRAFT_RESULT: "draft", ACCEPTED_RESU
 
 
 DEFAULT_RETENTION = 10_000
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _uuid4(bits: int) -> str:
@@ -58,6 +63,8 @@ class Secrets:
     """Where secrets come from (signing keys, webhook and agent secrets, tokens): the operating system by
     default, so nothing secret can be worked out from the seed the banner prints; or, for byte-identical
     replays, a stream seeded from the seed apart from the ids (so uids are the same either way)."""
+
+    __redact__ = ("_rng",)  # a seeded stream would let anyone with a shared snapshot predict new secrets
 
     def __init__(self, seed: int, deterministic: bool = False) -> None:
         self._rng = random.Random(f"avala-mock-secrets:{seed}") if deterministic else None
@@ -265,6 +272,8 @@ class OrgStore:
 class World:
     """All organisations, the API keys that reach them, the clock and the model profiles."""
 
+    __redact__ = ("_primary",)
+
     def __init__(self, clock: Clock, seed: int, models: dict[str, ModelProfile] | None = None,
                  deterministic_secrets: bool = False) -> None:
         self.clock = clock
@@ -275,7 +284,8 @@ class World:
         self.rng = np.random.default_rng(seed)
         self.models: dict[str, ModelProfile] = dict(models or DEFAULT_PROFILES)
         self.stores: dict[str, OrgStore] = {}
-        self._keys: dict[str, tuple[OrgStore, User]] = {}
+        self._keys: dict[str, tuple[OrgStore, User]] = {}  # SHA-256 of the key -> its store and user
+        self._primary: str | None = None  # the first organisation's key, which the world file or --api-key names
         self.definition: dict = {}
         self.shared: dict[str, Any] = {}  # world-level state outside any organisation (anonymous/public APIs)
 
@@ -284,16 +294,14 @@ class World:
         self.stores[store.org.uid] = store
 
     def add_key(self, key: str, store: OrgStore, user: User) -> None:
-        self._keys[key] = (store, user)
+        """Keys are kept as digests, as a real service keeps them: state and snapshots never hold one."""
+        if self._primary is None:
+            self._primary = key
+        self._keys[key_digest(key)] = (store, user)
 
     def resolve_key(self, key: str) -> tuple[OrgStore, User] | None:
-        return self._keys.get(key)
+        return self._keys.get(key_digest(key))
 
     def primary_key(self) -> str | None:
-        """The first organisation's key (the one the banner prints)."""
-        return next(iter(self._keys), None)
-
-    @property
-    def api_keys(self) -> dict[str, str]:
-        """Key -> organisation slug (for the CLI banner and tests; never logged)."""
-        return {k: s.org.slug for k, (s, _) in self._keys.items()}
+        """The first organisation's key (the one the banner prints: configuration, not a tenant's secret)."""
+        return self._primary

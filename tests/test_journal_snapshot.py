@@ -100,7 +100,7 @@ def test_snapshot_mutate_restore_answers_byte_identically(srv, api):
     before = observe(api, extra)
     clock_before = srv.clock()
     snap = srv.control("GET", "snapshot")
-    assert snap["format"] == "avala-mock-snapshot/1" and snap["size"] > 0
+    assert snap["format"] == "avala-mock-snapshot/2" and snap["size"] > 0 and snap["secrets"] is False
 
     # Mutate: time moves, the job finishes and writes drafts, a dataset and a job are created, rules change.
     srv.advance(600)
@@ -120,10 +120,14 @@ def test_snapshot_mutate_restore_answers_byte_identically(srv, api):
     assert api.get(f"/auto-label-jobs/{job['uid']}/").json()["status"] == "completed"
 
 
-def test_restore_rejects_forged_or_altered_snapshots(srv):
+def test_restore_rejects_corrupt_foreign_or_altered_snapshots_and_loads_nothing(srv, api):
     snap = srv.control("GET", "snapshot")
-    for bad in ({**snap, "signature": "0" * 64}, {**snap, "data": snap["data"][:-8] + "AAAAAAA="},
-                {**snap, "format": "other"}, {"format": "avala-mock-snapshot/1", "signature": "x", "data": "!!"}):
+    before = observe(api, [])
+    for bad, why in (({**snap, "sha256": "0" * 64}, "does not match its sha256"),
+                     ({**snap, "data": snap["data"][:-8] + "AAAAAAA="}, "sha256"),
+                     ({**snap, "format": "avala-mock-snapshot/1"}, "not this version's"),
+                     ({**snap, "format": "other"}, "not a snapshot"),
+                     ({"format": "avala-mock-snapshot/2", "sha256": "x", "data": "!!"}, "not base64")):
         r = srv.http.post("/_mock/snapshot/restore/", json=bad)
-        assert r.status_code == 400, r.text
-        assert "detail" in r.json()
+        assert r.status_code == 400 and why in r.json()["detail"], r.text
+    assert observe(api, []) == before
