@@ -13,6 +13,7 @@ import click
 # command name -> "module:attribute"; modules hold click commands and import their heavy parts lazily
 COMMANDS = {
     "serve": "avala_mock.mock_server.cli:serve",
+    "snapshot": "avala_mock.mock_server.cli:snapshot",
     "contract": "avala_mock.contracts.cli:contract",
     "verify-client": "avala_mock.contracts.cli:verify_client_cmd",
 }

@@ -17,6 +17,7 @@ from aiohttp import web
 from avala_mock.mock_server import bodies, control, downloads, event_worker, faults, handlers, storage_plane
 from avala_mock.mock_server.access import check_control
 from avala_mock.mock_server.context import API_KEY_HEADER, Ctx
+from avala_mock.mock_server.durability import UNLOGGED
 from avala_mock.mock_server.errors import ApiError, error_response, json_response
 from avala_mock.mock_server.serving import LISTEN_PORTS
 from avala_mock.mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
@@ -65,6 +66,9 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     for plane in (storage_plane, downloads):  # the mock's own non-Avala planes (byte storage, downloads)
         plane.add_routes(app, state)
     event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
+    if state.durability is not None:  # rebuild from --state-dir before the first request is served
+        state.durability.open(app, {**found, **control_handlers})
+        app.on_cleanup.append(state.durability.close)
     app.router.add_get("/openapi.yaml", _serve_text(spec.text))
     app.router.add_get("/_mock/openapi.yaml", _serve_text(control_spec.text))
     return app
@@ -94,11 +98,12 @@ def _serve_text(text: str) -> Callable:
 
 
 def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
-    is_async = fn is not None and inspect.iscoroutinefunction(fn)
+    if fn is not None and inspect.iscoroutinefunction(fn):  # an operation runs at one pinned instant
+        raise TypeError(f"handler {op.operation_id} must be synchronous")
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         world = state.world
-        store = user = None
+        store = user = key = None
         if op.secured:
             keys = request.headers.getall(API_KEY_HEADER, [])
             if len(keys) > 1:
@@ -114,10 +119,17 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
             raise not_implemented(op)
         query = op.parse_query(request.query)
         body = await _read_body(request, op, state.config) if op.body else None
-        ctx = Ctx(request, world, store, user, dict(request.match_info), query, body)  # type: ignore[arg-type]
-        result = fn(ctx)
-        if is_async:
-            result = await result
+        path = dict(request.match_info)
+        ctx = Ctx(request, world, store, user, path, query, body)  # type: ignore[arg-type]
+        durable = state.durability
+        with world.clock.pinned():  # one instant per operation (and the same instant when it is replayed)
+            if durable is not None and op.method not in UNLOGGED and not op.ephemeral and not op.replaces_world:
+                with durable.operation(op.operation_id, request, key, path, query, body):
+                    result = fn(ctx)
+            else:
+                result = fn(ctx)
+        if durable is not None and op.replaces_world:
+            durable.checkpoint()  # the new world is the starting point, on disk before the answer
         if isinstance(result, web.StreamResponse):
             return result
         if op.success_status == 204:

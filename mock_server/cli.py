@@ -60,6 +60,12 @@ if TYPE_CHECKING:
               help="Directory the control API may load world and scenario files from (repeatable).")
 @click.option("--outbound-allow", "outbound_allow", multiple=True, metavar="HOST|CIDR",
               help="Only these webhook/callback/alert targets get real requests (repeatable; default: loopback and public addresses).")
+@click.option("--state-dir", default=None, envvar="AVALA_MOCK_STATE_DIR", type=click.Path(file_okay=False),
+              help="Keep the state in DIR (command log + snapshots) and rebuild it from there on start [env AVALA_MOCK_STATE_DIR].")
+@click.option("--fsync", default="batch", show_default=True, type=click.Choice(["always", "batch", "never"]),
+              help="With --state-dir: disk sync per record (always), every 50 ms (batch) or left to the OS (never).")
+@click.option("--compact-every", default=10_000, show_default=True, type=click.IntRange(100),
+              help="With --state-dir: log records between two snapshots.")
 @click.option("--deterministic-secrets", is_flag=True,
               help="Derive secrets (storage signing key, webhook and agent secrets, tokens) from --seed, for byte-identical replays.")
 def serve(**opts: Any) -> None:
@@ -139,3 +145,59 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+
+
+@click.group()
+def snapshot() -> None:
+    """Save a running mock's state to a file, or load a file into one (portable between processes)."""
+
+
+_URL = click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="AVALA_MOCK_URL_ROOT",
+                    help="The mock's root URL (without /api/v1).")
+_TOKEN = click.option("--token", default=None, envvar="AVALA_MOCK_CONTROL_TOKEN", help="Its control token, if it has one.")
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@_URL
+@_TOKEN
+@click.option("--include-secrets", is_flag=True, help="Keep webhook/agent secrets, tokens and signing keys in the file.")
+def snapshot_save(file: str, url: str, token: str | None, include_secrets: bool) -> None:
+    """Write the state of the mock at --url to FILE (JSON; secrets left out unless asked)."""
+    from pathlib import Path
+
+    doc = _control(url, token, "GET", "snapshot", params={"include_secrets": "true"} if include_secrets else None)
+    Path(file).write_text(__import__("json").dumps(doc))
+    click.echo(f"saved {file}: {doc['size']} bytes of state at {doc['clock']['now']}, secrets {'in' if doc['secrets'] else 'left out'}")
+
+
+@snapshot.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_URL
+@_TOKEN
+def snapshot_load(file: str, url: str, token: str | None) -> None:
+    """Load FILE (from `snapshot save` or GET /_mock/snapshot/) into the mock at --url."""
+    import json
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(file).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise click.UsageError(f"{file} is not a snapshot (not JSON)") from None
+    world = _control(url, token, "POST", "snapshot/restore", doc)
+    click.echo(f"loaded {file}: {len(world['organizations'])} organisations, clock {world['clock']['now']}")
+
+
+def _control(url: str, token: str | None, method: str, path: str, body: Any = None,
+             params: dict[str, str] | None = None) -> Any:
+    from avala_mock.mock_server.testing import ControlError, ExternalServer
+
+    server = ExternalServer(url.rstrip("/") + "/api/v1")
+    server.control_token = token
+    try:
+        return server.control(method, path, json=body, params=params)
+    except ControlError as exc:
+        raise click.ClickException(f"the mock answered {exc.status}: {exc.body[:300]}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+

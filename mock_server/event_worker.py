@@ -70,9 +70,13 @@ class EventWorker:
         """Emit what is due now and start its sends; returns how many sends started."""
         world = self.state.world
         bus = events.bus(world)
-        if not bus.ready(world.clock.now()):
+        now = world.clock.now()
+        if not bus.ready(now):
             return 0
-        outgoing = bus.drain(world.clock.now())
+        if self.state.durability is not None:
+            self.state.durability.drained(now)
+        with world.clock.pinned(now):
+            outgoing = bus.drain(now)
         started = 0
         for out in outgoing:
             if len(self._sends) >= MAX_QUEUED_SENDS:
@@ -105,12 +109,17 @@ class EventWorker:
         self._report(bus, out, status, text)
         self.wake.set()  # a retry may already be due (instant clock)
 
-    @staticmethod
-    def _report(bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:
+    def _report(self, bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:
+        clock = bus.world.clock
+        now = clock.now()
         try:
-            bus.report(out, status, text)
+            with clock.pinned(now):
+                bus.report(out, status, text)
         except Exception:
             log.exception("recording a delivery attempt failed")
+            return
+        if self.state.durability is not None and bus.world is self.state.world:
+            self.state.durability.reported(out, status, text, now)
 
 
     def _check_literal(self, url: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from avala_mock.simulators import codec
 from avala_mock.simulators.clock import Clock
 from avala_mock.simulators.errors import Invalid
+from avala_mock.simulators.world import key_digest
 
 FORMAT = "avala-mock-snapshot/2"
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
@@ -66,10 +67,22 @@ def decode_state(data: bytes) -> dict[str, Any]:
 
 def dump(parts: dict[str, Any], *, secrets: bool = False) -> dict[str, Any]:
     """The JSON document the control API answers (and ``snapshot save`` writes)."""
+    if not secrets:  # the world definition names its keys by digest: a reset after loading still works
+        parts = {**parts, "definition": _keys_as_digests(parts["definition"])}
     blob = zlib.compress(encode_state(parts, redact=not secrets), 1)
     clock = parts["world"].clock
     return {"format": FORMAT, "secrets": secrets, "size": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
             "clock": clock.describe(), "data": base64.b64encode(blob).decode()}
+
+
+def _keys_as_digests(definition: dict[str, Any]) -> dict[str, Any]:
+    orgs = []
+    for org in definition.get("organizations", []):
+        org = dict(org)
+        if "api_key" in org:
+            org["key_sha256"] = key_digest(org.pop("api_key"))
+        orgs.append(org)
+    return {**definition, "organizations": orgs}
 
 
 def load(doc: dict[str, Any]) -> dict[str, Any]:

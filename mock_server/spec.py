@@ -52,6 +52,8 @@ class Operation:
     body: str | None = None  # None (no request body) | "required" | "optional"
     body_validator: Any = None
     max_body: int | None = None  # x-max-body-bytes: read past the app's request size cap, up to this
+    replaces_world: bool = False  # x-replaces-world: with --state-dir, a checkpoint follows it
+    ephemeral: bool = False  # x-ephemeral: changes process bookkeeping only, never logged
 
     def parse_query(self, raw: Any) -> dict[str, Any]:
         """Coerce the declared query parameters from strings and validate them; unknown ones are ignored."""
@@ -180,6 +182,8 @@ class Spec:
                     secured=bool(op.get("security", global_security)),
                     success_status=min(int(c) for c in op["responses"] if c.isdigit() and c.startswith("2")),
                     max_body=op.get("x-max-body-bytes"),
+                    replaces_world=bool(op.get("x-replaces-world")),
+                    ephemeral=bool(op.get("x-ephemeral")),
                 )
                 self._compile_query(operation, params, registry)
                 self._compile_body(operation, op.get("requestBody"), path, method, urn, registry)

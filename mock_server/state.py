@@ -11,11 +11,13 @@ from avala_mock.fixtures.files import FileAccess
 from avala_mock.fixtures.world import build_world, load_definition
 from avala_mock.mock_server import snapshot
 from avala_mock.mock_server.access import control_token_for
+from avala_mock.mock_server.durability import Durability
 from avala_mock.mock_server.journal import Journal
 from avala_mock.mock_server.ratelimit import RateLimiter
 from avala_mock.mock_server.shaping import Shaping, load_scenario
 from avala_mock.simulators import scenarios
 from avala_mock.simulators.clock import Clock
+from avala_mock.simulators.commandlog import FileLog
 from avala_mock.simulators.world import World
 
 
@@ -47,6 +49,9 @@ class ServerConfig:
     body_timeout: float = 10.0  # seconds for a whole request body to arrive (408 after)
     idle_timeout: float = 15.0  # seconds a connection may sit without a complete request (headers included)
     max_connections: int = 1000  # open connections; more are answered 503 and closed at once
+    state_dir: str | None = None  # keep the state here (command log + snapshots); None: in memory only
+    fsync: str = "batch"  # always | batch | never (simulators/commandlog.py FileLog)
+    compact_every: int = 10_000  # log records between two snapshots
 
 
 @dataclass
@@ -74,6 +79,9 @@ class MockState:
         self.shaping = Shaping(self.config.seed)
         self.journal = Journal(self.config.journal_size)
         self.load(self.scenario)
+        self.durability: Durability | None = None
+        if cfg.state_dir:
+            self.durability = Durability(self, FileLog(cfg.state_dir, cfg.fsync), cfg.compact_every)
 
     def load(self, scenario: dict | None) -> None:
         """Make ``scenario`` (already validated, see shaping.load_scenario) the baseline; None = the config."""

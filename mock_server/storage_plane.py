@@ -27,7 +27,7 @@ from aiohttp import BodyPartReader, web
 
 from avala_mock.mock_server.context import API_KEY_HEADER
 from avala_mock.mock_server.errors import ApiError
-from avala_mock.mock_server.state import MockState
+from avala_mock.mock_server.state import STATE, MockState
 from avala_mock.simulators import managed_uploads
 from avala_mock.simulators.blobstore import MAX_PART_BYTES, Blobstore, SignatureError, blobstore
 from avala_mock.simulators.errors import TooLarge
@@ -101,11 +101,10 @@ async def _put(request: web.Request, world: World) -> web.StreamResponse:
     if len(data) != size:
         raise ApiError(400, f"The body holds {len(data)} bytes; this URL was signed for exactly {size}.")
     if upload_id:
-        return _etag_response(bs.put_part(upload_id, part, data))
+        return _etag_response(_store_part(request, world, upload_id, part, data))
     if_none_match = request.headers.get("If-None-Match", "").strip() == "*"
     ctype = request.headers.get("Content-Type", "application/octet-stream")
-    blob = bs.put(key, data, world.clock.now(), content_type=ctype, if_none_match=if_none_match)
-    return _etag_response(blob.etag)
+    return _etag_response(_store(request, world, key, data, ctype, if_none_match))
 
 
 async def _put_r2(request: web.Request, world: World, rest: str) -> web.StreamResponse:
@@ -130,7 +129,7 @@ async def _put_r2(request: web.Request, world: World, rest: str) -> web.StreamRe
         raise SignatureError("The grant has no valid X-Amz-Date.") from None
     _check_expiry(world, int(signed_at) + ttl)
     data = await _read_body(request.content, request.content_length)
-    return _etag_response(bs.put_part(mp.upload_id, number, data))
+    return _etag_response(_store_part(request, world, mp.upload_id, number, data))
 
 
 async def _post_form(request: web.Request, world: World) -> web.StreamResponse:
@@ -155,8 +154,25 @@ async def _post_form(request: web.Request, world: World) -> web.StreamResponse:
     if len(data) != policy["size"]:
         raise ApiError(400, f"The file holds {len(data)} bytes; this form was signed for exactly {policy['size']}.")
     ctype = fields.get("Content-Type", "application/octet-stream")
-    blob = bs.put(policy["key"], data, world.clock.now(), content_type=ctype)
-    return _etag_response(blob.etag, 204)
+    return _etag_response(_store(request, world, policy["key"], data, ctype, False), 204)
+
+
+def _store(request: web.Request, world: World, key: str, data: bytes, ctype: str, if_none_match: bool) -> str:
+    """Keep the bytes (and, with --state-dir, log them before the answer); returns the ETag."""
+    now = world.clock.now()
+    blob = blobstore(world).put(key, data, now, content_type=ctype, if_none_match=if_none_match)
+    durable = request.app[STATE].durability
+    if durable is not None:
+        durable.blob_put(key, data, now, ctype, if_none_match)
+    return blob.etag
+
+
+def _store_part(request: web.Request, world: World, upload_id: str, number: int, data: bytes) -> str:
+    etag = blobstore(world).put_part(upload_id, number, data)
+    durable = request.app[STATE].durability
+    if durable is not None:
+        durable.blob_part(upload_id, number, data, world.clock.now())
+    return etag
 
 
 async def _get(request: web.Request, world: World) -> web.StreamResponse:

@@ -100,6 +100,8 @@ class Clock:
             raise ClockError("cannot move the clock backwards")
         with self._lock:
             self._origin_virtual += float(seconds)
+            if self._pinned is not None:  # the command that advanced the clock sees the new time
+                self._pinned = self._origin_virtual
             return self._origin_virtual
 
     def set_scale(self, scale: float) -> None:

@@ -9,6 +9,8 @@ import hashlib
 import random
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +71,39 @@ class Secrets:
     def __init__(self, seed: int, deterministic: bool = False) -> None:
         self._rng = random.Random(f"avala-mock-secrets:{seed}") if deterministic else None
         self._lock = threading.Lock()
+        self._capture: list[bytes] | None = None  # draws of the command running now (for the command log)
+        self._replay: list[bytes] | None = None  # draws to hand out again while a logged command is replayed
 
     def _bits(self, k: int) -> int:
+        size = (k + 7) // 8
+        if self._replay:
+            return int.from_bytes(self._replay.pop(0), "big")
         if self._rng is None:
-            return secrets.randbits(k)
-        with self._lock:
-            return self._rng.getrandbits(k)
+            value = secrets.randbits(k)
+        else:
+            with self._lock:
+                value = self._rng.getrandbits(k)
+        if self._capture is not None:
+            self._capture.append(value.to_bytes(size, "big"))
+        return value
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[bytes]]:
+        """Collect what is drawn inside the block: a command's draws are part of its log record."""
+        self._capture = drawn = []
+        try:
+            yield drawn
+        finally:
+            self._capture = None
+
+    @contextmanager
+    def replaying(self, draws: list[bytes]) -> Iterator[None]:
+        """Hand out ``draws`` again, in order, to the command being replayed."""
+        self._replay = list(draws)
+        try:
+            yield
+        finally:
+            self._replay = None
 
     def hex(self, n: int = 32) -> str:
         return f"{self._bits(4 * n):0{n}x}"
@@ -293,14 +322,19 @@ class World:
         store.retention = self.retention
         self.stores[store.org.uid] = store
 
-    def add_key(self, key: str, store: OrgStore, user: User) -> None:
-        """Keys are kept as digests, as a real service keeps them: state and snapshots never hold one."""
-        if self._primary is None:
+    def add_key(self, key: str, store: OrgStore, user: User, *, hashed: bool = False) -> None:
+        """Keys are kept as digests, as a real service keeps them: state and snapshots never hold one.
+        ``hashed``: ``key`` is already the digest (a world restored from a snapshot without secrets)."""
+        if self._primary is None and not hashed:
             self._primary = key
-        self._keys[key_digest(key)] = (store, user)
+        self._keys[key if hashed else key_digest(key)] = (store, user)
 
     def resolve_key(self, key: str) -> tuple[OrgStore, User] | None:
         return self._keys.get(key_digest(key))
+
+    def resolve_digest(self, digest: str) -> tuple[OrgStore, User] | None:
+        """The store and user of a key known by its digest (as the command log names it)."""
+        return self._keys.get(digest)
 
     def primary_key(self) -> str | None:
         """The first organisation's key (the one the banner prints: configuration, not a tenant's secret)."""

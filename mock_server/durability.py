@@ -1,0 +1,204 @@
+"""``--state-dir``: every state change goes to the command log (simulators/commandlog.py) before the
+request that made it is answered, and a restart rebuilds the same state from the last snapshot plus the
+records after it.
+
+What is logged, and when:
+* an operation that changes state (any method but GET/HEAD, control operations included) and answered
+  2xx: appended after it ran, before its answer goes out; what it set off while running (an event drain
+  after a clock advance) is appended right after it, in the order it happened;
+* an operation that replaces the world (reset, world or scenario load, snapshot restore): no record, a
+  checkpoint instead (a new snapshot), also before its answer;
+* event drains, webhook send results and bytes stored through the storage plane, as they happen.
+
+Not persisted (it describes this process's traffic, not the simulated service): the request journal,
+strict mode's violations and coverage, rate-limit bucket levels, sends in flight (a delivery that was
+being sent when the process died is sent again after the restart).
+
+A checkpoint every ``compact_every`` records keeps the log short: the state is copied on the event loop
+(an in-process copy takes ~15 ms for the default world) and encoded and written in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from multidict import MultiDict
+from yarl import URL
+
+from avala_mock.mock_server import snapshot
+from avala_mock.mock_server.context import Ctx
+from avala_mock.simulators import events
+from avala_mock.simulators.blobstore import blobstore
+from avala_mock.simulators.commandlog import LogStore
+from avala_mock.simulators.errors import AvalaError
+from avala_mock.simulators.world import key_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from aiohttp import web
+
+    from avala_mock.simulators.world import World
+
+
+class StateHolder(Protocol):
+    """What durability needs of the server's state (mock_server/state.py's MockState)."""
+
+    world: World
+
+    def parts(self) -> dict[str, Any]: ...
+
+    def restore(self, saved: dict) -> None: ...
+
+log = logging.getLogger("avala_mock.durability")
+UNLOGGED = frozenset({"GET", "HEAD"})
+
+
+class ReplayRequest:
+    """What a handler may read of its request, rebuilt from a log record (the world, the URL root)."""
+
+    def __init__(self, app: web.Application, origin: str, path: str, query: dict[str, Any]) -> None:
+        self.app = app
+        self.url = URL(origin + path)
+        self.scheme, self.host = self.url.scheme, self.url.raw_authority
+        self.query = MultiDict({k: str(v) for k, v in query.items() if not isinstance(v, list)})
+        self.headers: dict[str, str] = {}
+
+
+class Durability:
+    def __init__(self, state: StateHolder, store: LogStore, compact_every: int = 10_000) -> None:
+        self.state = state
+        self.store = store
+        self.compact_every = compact_every
+        self.app: web.Application | None = None
+        self.handlers: dict[str, Callable] = {}
+        self._nested: list[dict[str, Any]] | None = None  # records set off by the operation running now
+        self._since_checkpoint = 0
+        self._compacting: asyncio.Task | None = None
+        self.replayed = 0
+
+    # -- start-up ---------------------------------------------------------------------------------------
+    def open(self, app: web.Application, handlers: dict[str, Callable]) -> None:
+        """Rebuild the state from the store (or make the fresh world its first snapshot)."""
+        self.app, self.handlers = app, handlers
+        saved, records = self.store.read()
+        if saved is None:
+            self.checkpoint()
+            return
+        self.state.restore(snapshot.decode_state(saved))  # the clock keeps its anchor: time ran while down
+        inflight: dict[str, events.Outgoing] = {}
+        for record in records:
+            try:
+                self._apply(record, inflight)
+            except AvalaError as exc:  # it succeeded when it ran: a replay that fails is a bug; go on
+                log.error("replaying record %s (%s) failed: %s", record.get("n"), record.get("k"), exc.detail)
+            self.replayed += 1
+        bus = events.bus(self.state.world)
+        bus._outbox.extend(inflight.values())  # drained but never answered before the stop: send again
+        self._since_checkpoint = len(records)
+
+    def _apply(self, record: dict[str, Any], inflight: dict[str, events.Outgoing]) -> None:
+        world = self.state.world
+        kind = record["k"]
+        with world.clock.pinned(record["t"]):
+            if kind == "op":
+                found = world.resolve_digest(record["key"]) if record.get("key") else None
+                store, user = found if found is not None else (None, None)
+                request = ReplayRequest(self.app, record["origin"], record["url"], record["query"])  # type: ignore[arg-type]
+                ctx = Ctx(request, world, store, user, record["path"], record["query"], record["body"])  # type: ignore[arg-type]
+                with world.secrets.replaying(record["draws"]):
+                    self.handlers[record["op"]](ctx)
+            elif kind == "drain":
+                for out in events.bus(world).drain(record["t"]):
+                    inflight[out.record["uid"]] = out
+            elif kind == "report":
+                out = inflight.pop(record["uid"], None) or _outgoing(world, record)
+                if out is not None:
+                    events.bus(world).report(out, record["status"], record["text"])
+            elif kind == "blob":
+                bs = blobstore(world)
+                if record["op"] == "put":
+                    bs.put(record["key"], record["data"], record["t"], content_type=record["ct"], if_none_match=record["inm"])
+                else:
+                    bs.put_part(record["upload"], record["part"], record["data"])
+
+    # -- while serving ------------------------------------------------------------------------------------
+    @contextmanager
+    def operation(self, op_id: str, request: web.Request, key: str | None, path: dict[str, str],
+                  query: dict[str, Any], body: Any) -> Iterator[None]:
+        """Run an operation with its draws captured; on success, append it (and what it set off)."""
+        world = self.state.world
+        self._nested = []
+        try:
+            with world.secrets.capturing() as draws:
+                yield
+            self._append({"k": "op", "op": op_id, "t": world.clock.now(), "key": key_digest(key) if key else None,
+                          "path": path, "query": query, "body": body, "origin": str(request.url.origin()),
+                          "url": request.path, "draws": draws})
+        finally:
+            nested, self._nested = self._nested, None
+            for record in nested:
+                self._append(record)
+
+    def drained(self, now: float) -> None:
+        self._append({"k": "drain", "t": now})
+
+    def reported(self, out: events.Outgoing, status: int | None, text: str, now: float) -> None:
+        if out.kind == "webhook":
+            self._append({"k": "report", "t": now, "org": out.store.org.uid, "uid": out.record["uid"],
+                          "status": status, "text": text})
+
+    def blob_put(self, key: str, data: bytes, now: float, content_type: str, if_none_match: str | None) -> None:
+        self._append({"k": "blob", "op": "put", "t": now, "key": key, "data": data, "ct": content_type, "inm": if_none_match})
+
+    def blob_part(self, upload: str, part: int, data: bytes, now: float) -> None:
+        self._append({"k": "blob", "op": "part", "t": now, "upload": upload, "part": part, "data": data})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._nested is not None and record["k"] != "op":
+            self._nested.append(record)
+            return
+        self.store.append(record)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self.compact_every and self._compacting is None:
+            self._since_checkpoint = 0
+            try:
+                self._compacting = asyncio.get_running_loop().create_task(self._compact())
+            except RuntimeError:  # no loop (replay, tests): compact now
+                self.checkpoint()
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Make the state now the store's starting point (after a reset or a load: before it answers)."""
+        upto = self.store.position()
+        self.store.checkpoint(snapshot.encode_state(self.state.parts(), redact=False), upto)
+        self._since_checkpoint = 0
+
+    async def _compact(self) -> None:
+        try:
+            upto = self.store.position()
+            copy = snapshot.freeze(self.state.parts())  # consistent: nothing runs on the loop meanwhile
+            await asyncio.to_thread(lambda: self.store.checkpoint(snapshot.encode_state(snapshot.thaw(copy), redact=False), upto))
+        except Exception:  # the log keeps every record: a failed compaction only makes the next start slower
+            log.exception("compacting the command log failed")
+        finally:
+            self._compacting = None
+
+    async def close(self, app: web.Application | None = None) -> None:
+        if self._compacting is not None:
+            await self._compacting
+        self.checkpoint()
+        self.store.close()
+
+
+def _outgoing(world: Any, record: dict[str, Any]) -> events.Outgoing | None:
+    """The send a report answers, when it was drained before the last snapshot."""
+    from avala_mock.simulators import webhooks
+
+    store = world.stores.get(record["org"])
+    if store is None or record["uid"] not in webhooks.deliveries(store):
+        return None
+    return events.Outgoing("webhook", "", b"", {}, store, webhooks.deliveries(store).get(record["uid"]))
