@@ -84,6 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--avala-mock-url", default=os.environ.get("AVALA_MOCK_URL"), metavar="BASE_URL",
                     help="Use a running avala-mock (serve --strict --manual-clock) instead of one in-process.")
     group.addoption("--avala-mock-key", default=DEFAULT_API_KEY, metavar="KEY", help="Its API key.")
+    group.addoption("--avala-mock-state-dir", default=os.environ.get("AVALA_MOCK_STATE_DIR"), metavar="DIR",
+                    help="Keep the in-process server's state in DIR (command log + snapshots; kept across runs).")
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +104,8 @@ def avala_mock_server(pytestconfig: pytest.Config) -> Iterator[ServerHandle]:
         return
     from avala_mock.mock_server.state import ServerConfig
 
-    with LiveServer(ServerConfig(manual_clock=True, strict=True, rate_limit=10**9)) as live:
+    state_dir = pytestconfig.getoption("avala_mock_state_dir")
+    with LiveServer(ServerConfig(manual_clock=True, strict=True, rate_limit=10**9, state_dir=state_dir)) as live:
         yield live
 
 

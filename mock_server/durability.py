@@ -79,16 +79,25 @@ class Durability:
         self._since_checkpoint = 0
         self._compacting: asyncio.Task | None = None
         self.replayed = 0
+        self._records: list[dict[str, Any]] = []
+        self._restored = False
 
     # -- start-up ---------------------------------------------------------------------------------------
+    def restore(self) -> bool:
+        """Adopt the store's snapshot, if it has one (the server then builds no world of its own)."""
+        saved, self._records = self.store.read()
+        if saved is not None:
+            self.state.restore(snapshot.decode_state(saved))  # the clock keeps its anchor: time ran while down
+            self._restored = True
+        return self._restored
+
     def open(self, app: web.Application, handlers: dict[str, Callable]) -> None:
-        """Rebuild the state from the store (or make the fresh world its first snapshot)."""
+        """Replay the records after the snapshot (or make the fresh world the first snapshot)."""
         self.app, self.handlers = app, handlers
-        saved, records = self.store.read()
-        if saved is None:
+        if not self._restored:
             self.checkpoint()
             return
-        self.state.restore(snapshot.decode_state(saved))  # the clock keeps its anchor: time ran while down
+        records, self._records = self._records, []
         inflight: dict[str, events.Outgoing] = {}
         for record in records:
             try:

@@ -78,10 +78,11 @@ class MockState:
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window, self.config.rate_rules)
         self.shaping = Shaping(self.config.seed)
         self.journal = Journal(self.config.journal_size)
-        self.load(self.scenario)
         self.durability: Durability | None = None
         if cfg.state_dir:
             self.durability = Durability(self, FileLog(cfg.state_dir, cfg.fsync), cfg.compact_every)
+        if self.durability is None or not self.durability.restore():  # a state directory's world wins
+            self.load(self.scenario)
 
     def load(self, scenario: dict | None) -> None:
         """Make ``scenario`` (already validated, see shaping.load_scenario) the baseline; None = the config."""
