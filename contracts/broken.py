@@ -1,10 +1,12 @@
-"""Deliberately broken Avala servers, to prove the harness catches real non-conformance: our app with
-one outer middleware that breaks exactly one thing. ``BROKEN`` maps each kind to the check that must
-report it (and the operations worth running against it, to keep tests fast).
+"""Deliberately wrong Avala servers, to prove the harness catches real non-conformance and keeps going:
+our app with one outer middleware that breaks exactly one thing (``BROKEN`` maps each kind to the check
+that must report it, and the operations worth running against it); and ``StatelessServer``, a spec-only
+mock in the manner of Prism's dynamic mode — every answer random but schema-valid, nothing remembered.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,7 @@ BROKEN: dict[str, tuple[str, list[str], str]] = {
                  "a running job reports one more successful item than it processed"),
     "no-rate-headers": ("rate_limit_headers", ["list_projects"], "X-RateLimit-Remaining is missing"),
     "error-shape": ("error_body_shape", ["get_project"], 'a 404 says {"error": ...} instead of {"detail": ...}'),
+    "next-elsewhere": ("pagination", ["list_projects", "list_datasets"], "`next` links point at another host"),
 }
 
 
@@ -65,6 +68,9 @@ def breaker(kind: str) -> Callable:
             response.headers.pop("X-RateLimit-Remaining", None)
         elif kind == "error-shape" and response.status == 404 and isinstance(body, dict):
             _rewrite(response, {"error": body.get("detail")})  # type: ignore[arg-type]
+        elif kind == "next-elsewhere" and isinstance(body, dict) and body.get("next"):
+            body["next"] = "http://elsewhere.invalid/api/v1/projects/?cursor=" + body["next"].rsplit("cursor=", 1)[-1]
+            _rewrite(response, body)  # type: ignore[arg-type]
         return response
 
     return broken
@@ -86,3 +92,69 @@ class BrokenServer(LiveServer):
 
     def make_app(self) -> web.Application:
         return broken_app(self.kind, self.config)
+
+
+class StatelessServer(LiveServer):
+    """Every operation answers its documented success status with a random body valid against its
+    response schema (drawn with schemathesis' generators), checks no key and remembers nothing: a job
+    just created is some other job when fetched, and ``next`` links point wherever the draw says."""
+
+    EXAMPLES = 6  # drawn per operation on its first call (~0.2 s each); the three richest are served
+
+    def __init__(self) -> None:
+        super().__init__(ServerConfig(manual_clock=True, rate_limit=10**9))
+        self.examples: dict[str, list[bytes]] = {}
+
+    def make_app(self) -> web.Application:
+        import random
+        import warnings
+
+        import schemathesis
+
+        from avala_mock.mock_server.spec import Spec, default_spec_path
+
+        spec = Spec(default_spec_path())
+        draw = schemathesis.openapi.from_dict(_responses_as_requests(spec))
+        rng = random.Random(0)
+        app = web.Application()
+
+        def answer(op_id: str, status: int) -> Callable:
+            async def handler(request: web.Request) -> web.Response:
+                headers = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "0"}
+                if status == 204 or f"/{op_id}" not in draw.raw_schema["paths"]:
+                    return web.Response(status=status, headers=headers)
+                if op_id not in self.examples:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        strategy = draw[f"/{op_id}"]["POST"].as_strategy()
+                        drawn = [strategy.example().body for _ in range(self.EXAMPLES)]
+                        # Hypothesis leans to minimal values (empty lists); a spec-only mock shows content.
+                        encoded = [json.dumps(b).encode() for b in drawn]  # draws may hold integers past 64 bits
+                        self.examples[op_id] = sorted(encoded, key=len)[-3:]
+                return web.Response(status=status, body=rng.choice(self.examples[op_id]),
+                                    content_type="application/json", headers=headers)
+
+            return handler
+
+        for op in spec.routes():
+            app.router.add_route(op.method, spec.base_path + op.path, answer(op.operation_id, op.success_status))
+        return app
+
+
+def _responses_as_requests(spec: Any) -> dict[str, Any]:
+    """A document whose operations take each real operation's success response as their request body,
+    so that schemathesis' request generators draw schema-valid responses."""
+    paths = {}
+    for item in spec.doc["paths"].values():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            code = min(c for c in op["responses"] if c.startswith("2"))
+            schema = spec.deref(op["responses"][code]).get("content", {}).get("application/json", {}).get("schema")
+            if schema is not None:
+                paths[f"/{op['operationId']}"] = {"post": {
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                    "responses": {"200": {"description": "drawn"}}}}
+    return {"openapi": "3.1.0", "info": {"title": "responses", "version": "1"}, "paths": paths,
+            "components": spec.doc["components"]}
+

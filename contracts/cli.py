@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -25,12 +28,18 @@ REPORT_FORMATS = ("json", "junit", "html")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the report (default: avala-contract.<ext>).")
 @click.option("--all-rows", is_flag=True, help="Show passing operations in the table too.")
+@click.option("--keep-data", is_flag=True, help="Leave the objects the run created on the target (default: delete them).")
 def contract(base_url: str, api_key: str, operations: str | None, max_examples: int, seed: int, workers: int,
              lifecycle_timeout: float, no_schemathesis: bool, report_format: str | None, output: Path | None,
-             all_rows: bool) -> None:
-    """Check a server (our mock, a staging Avala, another mock) against openapi.yaml; exit 1 on failure."""
+             all_rows: bool, keep_data: bool) -> None:
+    """Check a server (our mock, a staging Avala, another mock) against openapi.yaml.
+
+    Exit 0: it conforms; 1: it does not (the report says where); 2: it could not be checked (unreachable,
+    key refused, not an Avala API: one message, within seconds).
+    """
     try:
         from avala_mock.contracts.runner import HarnessOptions, run_harness
+        from avala_mock.contracts.target import TargetProblem
     except ModuleNotFoundError as exc:
         raise click.UsageError(f"avala-mock contract needs the 'harness' extra ({exc.name} is not installed): "
                                "pip install 'avala-mock[harness]'") from None
@@ -38,8 +47,14 @@ def contract(base_url: str, api_key: str, operations: str | None, max_examples: 
     console = Console(highlight=False, width=160)
     ops = [o.strip() for o in operations.split(",") if o.strip()] if operations else None
     opts = HarnessOptions(base_url=base_url.rstrip("/"), api_key=api_key, operations=ops, max_examples=max_examples,
-                          seed=seed, workers=workers, schemathesis=not no_schemathesis, lifecycle_timeout=lifecycle_timeout)
-    report = run_harness(opts)
+                          seed=seed, workers=workers, schemathesis=not no_schemathesis, lifecycle_timeout=lifecycle_timeout,
+                          keep_data=keep_data)
+    try:
+        with _progress(console) as say:
+            report = run_harness(opts, on_progress=say)
+    except TargetProblem as exc:
+        console.print(f"[red]cannot check {base_url}:[/red] {exc}")
+        sys.exit(2)
     report.render(console, all_rows=all_rows)
     if report_format:
         ext = {"json": "json", "junit": "xml", "html": "html"}[report_format]
@@ -48,6 +63,23 @@ def contract(base_url: str, api_key: str, operations: str | None, max_examples: 
         path.write_text(text)
         console.print(f"report: {path}")
     sys.exit(0 if report.passed else 1)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[str], None]]:
+    """A live status line on a terminal; elsewhere (CI logs) a line every few seconds at most."""
+    if console.is_terminal:
+        with console.status("starting") as status:
+            yield lambda message: status.update(message)
+        return
+    last = [0.0]
+
+    def say(message: str) -> None:
+        if time.monotonic() - last[0] >= 5.0 or not message.startswith("schemathesis:"):
+            last[0] = time.monotonic()
+            console.print(f"[dim]… {message}[/dim]")
+
+    yield say
 
 
 @click.command(name="verify-client", context_settings={"ignore_unknown_options": True})

@@ -155,6 +155,18 @@ class Report:
             console.print(f"[red]error:[/red] {e}")
         for n in self.notes:
             console.print(f"[yellow]note:[/yellow] {n}")
-        colour = "green" if self.passed else "red"
-        console.print(f"[{colour}]{'PASSED' if self.passed else 'FAILED'}[/{colour}] score {self.score}% — "
-                      f"{len(self.operations)} operations, {self.cases} cases, {self.failures} failures in {self.duration:.1f} s")
+        console.print(self.summary())
+
+    def summary(self) -> str:
+        """One line that says what happened: never a failed verdict next to "0 failures"."""
+        head = f"{len(self.operations)} operations, {self.cases} cases, {self.duration:.1f} s"
+        if self.passed:
+            return f"[green]PASSED[/green] score {self.score}% — {head}, 0 failures"
+        parts = []
+        if self.failures:
+            by_check = sorted(self.failed_checks().items(), key=lambda kv: -len(kv[1]))
+            checks = ", ".join(f"{check} ({len(ops)} operation{'s' if len(ops) != 1 else ''})" for check, ops in by_check)
+            parts.append(f"{self.failures} failures — {checks}")
+        if self.errors:
+            parts.append(f"{len(self.errors)} harness error(s) — {self.errors[0][:160]}")
+        return f"[red]FAILED[/red] score {self.score}% — {head}; " + "; ".join(parts)

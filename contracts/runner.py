@@ -1,21 +1,31 @@
 """The contract harness: schemathesis (4.x engine, from Python) over openapi.yaml against any base URL
 — every phase it has (examples, coverage, fuzzing, stateful through the spec's links) and every
 check — plus our own checks (contracts/checks.py), folded into one per-operation ``Report``.
+
+A run is: preflight (one cheap request: reachable, key accepted, an Avala API — or ``TargetProblem``),
+schemathesis, our checks, then the cleanup of what the run created (unless ``keep_data``). It reports
+progress as it goes (phase, operation, counts) through ``on_progress``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
 import schemathesis
 from multidict import MultiDict
+from schemathesis.core import NOT_SET
 from schemathesis.engine import events, from_schema
 
-from avala_mock.contracts.checks import Target, run_error_shapes, run_lifecycle, run_pagination
+from avala_mock.contracts.checks import run_error_shapes, run_lifecycle, run_pagination
+from avala_mock.contracts.cleanup import Cleanup
 from avala_mock.contracts.report import Report
+from avala_mock.contracts.target import Target, preflight, short
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.spec import Spec, default_spec_path
 
@@ -30,6 +40,7 @@ WAIVERS: dict[tuple[str, str], tuple[int, ...]] = {
     # Counted as `waived` in the report, not as failures; the response is still checked for shape.
     ("*", "positive_data_acceptance"): (400, 409),
 }
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -46,10 +57,14 @@ class HarnessOptions:
     spec_path: Path | None = None
     request_timeout: float = 30.0
     extra_headers: dict[str, str] = field(default_factory=dict)
+    keep_data: bool = False  # leave what the run created on the target
+    preflight: bool = True
 
 
-def run_harness(opts: HarnessOptions) -> Report:
-    """Run everything against ``opts.base_url`` and return the verdict; never raises on a bad target."""
+def run_harness(opts: HarnessOptions, on_progress: Progress | None = None) -> Report:
+    """Run everything against ``opts.base_url`` and return the verdict. Raises ``TargetProblem`` (from
+    the preflight) when the target cannot be checked at all; anything later becomes part of the report."""
+    say = on_progress or (lambda message: None)
     started = time.perf_counter()
     report = Report(opts.base_url)
     spec_path = opts.spec_path or default_spec_path()
@@ -59,26 +74,52 @@ def run_harness(opts: HarnessOptions) -> Report:
     if unknown:
         report.errors.append(f"unknown operationId(s): {', '.join(sorted(unknown))}")
         selected -= unknown
+    if opts.preflight:
+        say("preflight: GET /users/me/")
+        preflight(opts.base_url, opts.api_key)
+    cleanup = Cleanup(spec, "/" + opts.base_url.split("://", 1)[-1].partition("/")[2].rstrip("/"))
     if opts.schemathesis and selected:
-        _run_schemathesis(opts, spec_path, sorted(selected), report)
-    target = Target(opts.base_url, opts.api_key, report, opts.request_timeout)
+        _run_schemathesis(opts, spec_path, sorted(selected), report, cleanup, say)
+    target = Target(opts.base_url, opts.api_key, report, opts.request_timeout,
+                    on_response=lambda method, url, r: cleanup.note(method, url, r.status_code, _json_or_none(r.content)))
     try:
-        if "error_body_shape" in opts.own_checks or "rate_limit_headers" in opts.own_checks:
-            run_error_shapes(target, spec, selected)
-        if "pagination" in opts.own_checks:
-            run_pagination(target, spec, selected)
-        lifecycle_ops = {"create_auto_label_job", "get_auto_label_job", "cancel_auto_label_job"}
-        if "auto_label_lifecycle" in opts.own_checks and lifecycle_ops & selected:
-            run_lifecycle(target, opts.lifecycle_timeout)
-    except Exception as exc:  # network trouble or a wildly wrong answer: report it, do not crash the CLI
-        report.errors.append(f"own checks stopped: {type(exc).__name__}: {exc}")
+        for name, run in _own_checks(opts, target, spec, selected, say):
+            try:
+                run()
+            except Exception as exc:  # a check met something it did not expect: evidence, not a crash
+                report.fail(name, name, f"the check stopped: {type(exc).__name__}: {str(exc)[:200]}")
+        if not opts.keep_data:
+            say("cleanup: deleting what the run created")
+            report.notes.append(cleanup.run(target))
     finally:
         target.close()
     report.duration = time.perf_counter() - started
     return report
 
 
-def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[str], report: Report) -> None:
+def _own_checks(opts: HarnessOptions, target: Target, spec: Spec, selected: set[str], say: Progress) -> list[tuple[str, Callable[[], None]]]:
+    checks: list[tuple[str, Callable[[], None]]] = []
+    if "error_body_shape" in opts.own_checks or "rate_limit_headers" in opts.own_checks:
+        checks.append(("error_body_shape", lambda: (say("own checks: error bodies"), run_error_shapes(target, spec, selected))))
+    if "pagination" in opts.own_checks:
+        checks.append(("pagination", lambda: run_pagination(target, spec, selected,
+                                                            on_operation=lambda op: say(f"own checks: pagination {op}"))))
+    lifecycle_ops = {"create_auto_label_job", "get_auto_label_job", "cancel_auto_label_job"}
+    if "auto_label_lifecycle" in opts.own_checks and lifecycle_ops & selected:
+        checks.append(("auto_label_lifecycle", lambda: (say("own checks: auto-label lifecycle"),
+                                                        run_lifecycle(target, opts.lifecycle_timeout))))
+    return checks
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+
+
+def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[str], report: Report, cleanup: Cleanup,
+                      say: Progress) -> None:
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # probes send NUL headers on purpose
     schema = schemathesis.openapi.from_path(str(spec_path))
     schema.config.update(base_url=opts.base_url, headers={"X-Avala-Api-Key": opts.api_key, **opts.extra_headers},
@@ -90,9 +131,20 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
         schema.config.seed = opts.seed
     schema = schema.include(operation_id=operations)
     spec = Spec(spec_path)
+    phase, done, last_said = "", 0, 0.0
     for event in from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
-            _fold_scenario(event, report, spec)
+        if isinstance(event, events.PhaseStarted):
+            phase, done = event.phase.name.value, 0
+            say(f"schemathesis: {phase} phase")
+        elif isinstance(event, events.ScenarioFinished):
+            if event.is_test_scenario:
+                _fold_scenario(event, report, spec)
+            _note_created(event, cleanup)
+            done += 1
+            if time.monotonic() - last_said > 1.0:
+                last_said = time.monotonic()
+                say(f"schemathesis: {phase} phase, {done} scenario(s), {report.cases} cases, {report.failures} failures "
+                    f"({event.recorder.label})")
         elif isinstance(event, events.NonFatalError):
             message = f"schemathesis: {event.label}: {event.info.message}"
             if "link definitions" in event.info.message:  # a subset of operations without their links
@@ -101,6 +153,13 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
                 report.errors.append(message)
         elif isinstance(event, events.FatalError):
             report.errors.append(f"schemathesis stopped: {event.exception}")
+
+
+def _note_created(event: events.ScenarioFinished, cleanup: Cleanup) -> None:
+    for interaction in event.recorder.interactions.values():
+        response = interaction.response
+        if response is not None:
+            cleanup.note(interaction.request.method, interaction.request.uri, response.status_code, _json_or_none(response.content))
 
 
 def _operation_id(case: object) -> str:
@@ -129,11 +188,20 @@ def _fold_scenario(event: events.ScenarioFinished, report: Report, spec: Spec | 
             if check.name == "negative_data_rejection" and spec is not None and _valid_under_31(spec, op_id, case):
                 report.waive(op_id, check.name)  # only `format` was broken: an annotation in OpenAPI 3.1
                 continue
-            where = f"{case.method} {case.formatted_path} -> {status}"
-            sent = f" query={case.query}" if case.query else ""
-            if case.body is not None and not isinstance(case.body, (bytes, bytearray)):
-                sent += f" body={str(case.body)[:160]}"
-            report.fail(op_id, check.name, f"[{event.phase.value}] {where}: {failure.title}.{sent}")
+            report.fail(op_id, check.name, f"[{event.phase.value}] {_describe(case, status, response)}: {failure.title}.")
+
+
+def _describe(case: Any, status: int | None, response: Any) -> str:
+    """``METHOD path -> status`` with what was sent (query, a short body) and a short answer body."""
+    out = f"{case.method} {case.formatted_path} -> {status if status is not None else 'no answer'}"
+    if case.query:
+        out += f" query={short(str(dict(case.query)))}"
+    body = getattr(case, "body", NOT_SET)
+    if body is not NOT_SET and body is not None:
+        out += f" sent={short(body.decode(errors='replace') if isinstance(body, (bytes, bytearray)) else str(body))}"
+    if response is not None and response.content:
+        out += f" answer={short(response.content.decode(errors='replace'))}"
+    return out
 
 
 def _valid_under_31(spec: Spec, op_id: str, case: object) -> bool:
@@ -142,7 +210,9 @@ def _valid_under_31(spec: Spec, op_id: str, case: object) -> bool:
     op = spec.operations.get(op_id)
     if op is None:
         return False
-    body = getattr(case, "body", None)
+    body = getattr(case, "body", NOT_SET)
+    if body is NOT_SET:
+        body = None
     if op.body_validator is not None and body is not None and not isinstance(body, (bytes, bytearray, str)):
         if not op.body_validator.is_valid(body):
             return False

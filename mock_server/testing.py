@@ -127,9 +127,9 @@ class LiveServer(ServerHandle):
             raise RuntimeError("avala-mock did not start within 60 s")
         if self._error is not None:
             raise self._error
-        state = self.app[STATE]
-        self.api_key = state.world.primary_key() or DEFAULT_API_KEY
-        self.control_token = state.control_token
+        state = self.app.get(STATE)  # None for apps that are not avala-mock (a stateless stand-in)
+        self.api_key = (state.world.primary_key() if state else None) or self.config.api_key or DEFAULT_API_KEY
+        self.control_token = state.control_token if state else None
         return self
 
     def make_app(self) -> web.Application:

@@ -97,10 +97,3 @@ def test_unknown_operation_is_a_harness_error():
     with LiveServer(ServerConfig(manual_clock=True)) as server:
         report = run_harness(HarnessOptions(server.base_url, server.api_key, operations=["no_such_op"], schemathesis=False))
     assert not report.passed and "no_such_op" in report.errors[0]
-
-
-def test_unreachable_target_fails_with_a_harness_error():
-    result = CliRunner().invoke(main, ["contract", "--base-url", "http://127.0.0.1:9/api/v1", "--api-key", "k",
-                                       "--operations", "list_projects", "--max-examples", "1"])
-    assert result.exit_code == 1
-    assert "Connection" in result.output and "score 0.0%" in result.output
