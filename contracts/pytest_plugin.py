@@ -66,7 +66,9 @@ class AvalaMock:
         """Fail with every off-contract request (and the rule it broke) the test's client sent."""
         found = self.violations()
         if found:
-            lines = [f"  {v['method']} {v['path']}: {v['rule']} — {v['detail']}" for v in found]
+            from avala_mock.mock_server.testing import describe_violation
+
+            lines = ["  " + describe_violation(v) for v in found]
             raise ContractBroken(f"{len(found)} request(s) broke the Avala contract:\n" + "\n".join(lines))
         if min_coverage is not None:
             cov = self.coverage()

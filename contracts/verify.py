@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from avala_mock.mock_server.state import ServerConfig
-from avala_mock.mock_server.testing import LiveServer
+from avala_mock.mock_server.testing import LiveServer, describe_violation
 
 
 @dataclass
@@ -32,8 +33,7 @@ class VerifyResult:
 
     def render(self, console: Console) -> None:
         for v in self.violations:
-            op = f" ({v['operation_id']})" if v.get("operation_id") else ""
-            console.print(f"[red]violation[/red] {v['method']} {v['path']}{op}: [bold]{v['rule']}[/bold] — {v['detail']}")
+            console.print(f"[red]violation[/red] {escape(describe_violation(v))}")
         cov = self.coverage
         console.print(f"coverage: {cov.get('exercised', 0)}/{cov.get('operations', 0)} operations ({cov.get('percent', 0)}%)")
         for p in self.problems:

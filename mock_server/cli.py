@@ -126,9 +126,10 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     shown = "127.0.0.1" if everywhere else host
     base = f"http://{shown}:{bound}/api/v1"
     click.echo(f"avala-mock ready in {time.perf_counter() - started:.2f}s (pid {os.getpid()})")
-    click.echo(f"  AVALA_BASE_URL={base}")
-    click.echo("  AVALA_ALLOW_INSECURE_BASE_URL=true")
-    click.echo(f"  AVALA_API_KEY={state.world.primary_key()}")
+    click.echo(f"  export AVALA_BASE_URL={base}")
+    click.echo("  export AVALA_ALLOW_INSECURE_BASE_URL=true")
+    click.echo(f"  export AVALA_API_KEY={state.world.primary_key()}")
+    click.echo(f"  # TypeScript: new Avala({{ apiKey: process.env.AVALA_API_KEY, baseUrl: \"{base}\" }})  (it ignores AVALA_BASE_URL)")
     click.echo(f"  clock: {state.world.clock.mode} (scale {state.world.clock.scale}), seed {state.world.seed}")
     if not is_loopback(host):
         where = f"every interface ({host or '0.0.0.0'}:{bound})" if everywhere else f"{host}:{bound}"

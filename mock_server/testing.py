@@ -35,6 +35,13 @@ READY_LINE = re.compile(r"AVALA_BASE_URL=(\S+)")
 BANNER_END = "  spec: "  # the banner's last line always starts so
 
 
+def describe_violation(v: dict[str, Any]) -> str:
+    """One line per off-contract request: where, which operation, which rule and which field."""
+    op = f" ({v['operation_id']})" if v.get("operation_id") else ""
+    where = f" [{v['field']}]" if v.get("field") else ""
+    return f"{v['method']} {v['path']}{op}: {v['rule']}{where} — {v['detail']}"
+
+
 class ControlError(RuntimeError):
     """A control-API call answered with an error status."""
 

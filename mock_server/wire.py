@@ -16,6 +16,7 @@ from avala_mock.simulators.datasets import mime_type
 from avala_mock.simulators.world import NO_RESULT, Dataset, OrgStore, Project, Sequence, Task, User
 
 MEDIA_ROOT = "https://data.avala.ai/mock"
+SEQUENCE_TERMINAL = ("completed", "archived")
 
 
 def user(u: User, store: OrgStore) -> dict[str, Any]:
@@ -111,10 +112,15 @@ def sequence(d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
         "allow_lidar_calibration": d.data_type == "lidar",
         "lidar_calibration_enabled": d.data_type == "lidar",
         "camera_calibration_enabled": bool(s.camera_calibration),
+        # Frames and calibration are the detail endpoint's (D9): present, null, in lists.
+        "frames": s.frames if detail else None,
+        "camera_calibration": s.camera_calibration if detail else None,
+        # No chain-of-custody workflow runs on the mock's sequences: an empty timeline, no workflows.
+        "coc_timeline": [],
+        "is_workflow_terminal": s.status in SEQUENCE_TERMINAL,
+        "sequence_status_workflow": None,
+        "sequence_deliverable_workflow": None,
     }
-    if detail:
-        out["frames"] = s.frames
-        out["camera_calibration"] = s.camera_calibration
     return out
 
 

@@ -91,6 +91,20 @@ class EventBus:
                 self._schedule(f"drafts:{job.uid}", float(job.done_at[0]), _DRAFTS, "drafts", store, job)
             self._schedule(f"end:{job.uid}", job.end_at, _END, "end", store, job)
 
+    def silence_job(self, job: Any) -> None:
+        """Drop what is scheduled for the job: a job from the world's past told its events long ago."""
+        with self._lock:
+            self._entries.pop(f"drafts:{job.uid}", None)
+            self._entries.pop(f"end:{job.uid}", None)
+            self._drafts_done.pop(job.uid, None)
+
+    def forget_job(self, job: Any, now: float) -> None:
+        """Silence a past job and settle it as of ``now``, dropping its per-item arrays if it has no drafts."""
+        self.silence_job(job)
+        with self._lock:
+            job.settle(now)
+            job.retire(now)
+
     def job_cancelled(self, store: OrgStore, job: Any, now: float) -> None:
         """Drafts made before the cancel still go out; nothing else will (no completed/failed event)."""
         with self._lock:

@@ -32,7 +32,7 @@ def test_fixture_points_the_sdk_at_a_fresh_world(avala_mock: AvalaMock):
 
 def test_assertion_helper_names_the_broken_request(avala_mock: AvalaMock):
     httpx.get(avala_mock.base_url + "/projects/", params={"limit": "lots"}, headers={"X-Avala-Api-Key": avala_mock.api_key})
-    with pytest.raises(ContractBroken, match=r"GET /api/v1/projects/: query-parameters .*limit"):
+    with pytest.raises(ContractBroken, match=r"GET /api/v1/projects/ \(list_projects\): query-parameters \[limit\] — 'lots'"):
         avala_mock.assert_contract_kept()
 
 

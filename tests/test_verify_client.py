@@ -73,6 +73,7 @@ def test_each_kind_of_off_contract_request_is_journaled(journal):
     key = {"X-Avala-Api-Key": journal.api_key}
     h = journal.http
     h.get("/api/v1/projects/", params={"limit": "many"}, headers=key)                       # query type
+    h.get("/api/v1/projects/", params={"projcet": "x"}, headers=key)                        # unknown (typo) parameter
     uid = h.get("/api/v1/projects/", headers=key).json()["results"][0]["uid"]
     h.post(f"/api/v1/projects/{uid}/auto-label/", json={"model_type": "gpt-9"}, headers=key)  # body enum
     h.post(f"/api/v1/projects/{uid}/auto-label/", content=b"model_type=yolo", headers={**key, "Content-Type": "text/plain"})
@@ -80,16 +81,18 @@ def test_each_kind_of_off_contract_request_is_journaled(journal):
     h.get("/api/v1/no-such-thing/", headers=key)                                            # unknown operation
     h.get("/api/v1/projects/")                                                              # no key
     found = journal.control("GET", "violations")["violations"]
-    rules = [(v["rule"], v["operation_id"]) for v in found]
+    rules = [(v["rule"], v["operation_id"], v["field"]) for v in found]
     assert rules == [
-        ("query-parameters", "list_projects"),
-        ("request-body", "create_auto_label_job"),
-        ("content-type", "create_auto_label_job"),
-        ("method", None),
-        ("unknown-operation", None),
-        ("security", "list_projects"),
+        ("query-parameters", "list_projects", "limit"),
+        ("query-parameters", "list_projects", "projcet"),
+        ("request-body", "create_auto_label_job", "model_type"),
+        ("content-type", "create_auto_label_job", None),
+        ("method", None, None),
+        ("unknown-operation", None, None),
+        ("security", "list_projects", "X-Avala-Api-Key"),
     ]
-    assert "model_type" in found[1]["detail"] and "limit" in found[0]["detail"]
+    assert "gpt-9" in found[2]["detail"] or "yolo" in found[2]["detail"]
+    assert "unknown query parameter 'projcet'" in found[1]["detail"]
     assert all(journal.api_key not in str(v) for v in found)
 
 
@@ -109,7 +112,7 @@ def test_verify_client_fails_and_names_the_request_and_rule(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
     assert "answered 400" in out
-    assert "POST /api/v1/projects/" in out and "/auto-label/ (create_auto_label_job): request-body" in out
+    assert "POST /api/v1/projects/" in out and "/auto-label/ (create_auto_label_job): request-body [confidence_threshold]" in out
     assert "confidence_threshold" in out and "1 off-contract request(s)" in out
 
 

@@ -14,7 +14,8 @@ from avala_mock.simulators import fleet
 
 
 def _render_device(record: dict[str, Any]) -> dict[str, Any]:
-    return wire.record(record)
+    """The token is shown once, by the register answer; everywhere else the field is there, null."""
+    return {**wire.record(record), "device_token": None}
 
 
 def _render_recording(ctx: Ctx) -> Any:
