@@ -80,7 +80,7 @@ def _tool(world: World, uid: str) -> dict[str, Any]:
     for tool in catalogue(world):
         if tool["uid"] == uid:
             return tool
-    raise Invalid(f"Unknown QC tool {uid!r}; see GET /qc-available-tools/.", field="tool_uid")
+    raise Invalid(f"QC tool {uid!r} does not exist; see GET /qc-available-tools/.", field="tool_uid")
 
 
 def _problem(tool: dict[str, Any], uid: str) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def create_issue(world: World, store: OrgStore, user: User, sequence_uid: str, b
         try:
             p = store.project(body["project_uid"])
         except NotFound:
-            raise Invalid(f"Unknown project {body['project_uid']!r}.", field="project_uid") from None
+            raise Invalid(f"Project {body['project_uid']!r} does not exist.", field="project_uid") from None
         project = {"uid": p.uid, "name": p.name}
     if body.get("dataset_item_uid") is not None:
         _check_item(dataset, sequence, body["dataset_item_uid"])

@@ -291,7 +291,7 @@ def create_job(
     unknown = [name for name in labels if name not in project.labels]
     if unknown:
         raise Invalid(
-            f"Labels not in the project's taxonomy: {', '.join(unknown)}. Known labels: {', '.join(project.labels)}.",
+            f"Labels not found in the project's taxonomy: {', '.join(unknown)}. Known labels: {', '.join(project.labels)}.",
             field="labels",
         )
     with store.lock:

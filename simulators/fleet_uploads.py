@@ -120,7 +120,7 @@ def urls(world: World, store: OrgStore, base: str, recording_uid: str, body: dic
     _require_open(rec, now)
     unknown = [p for p in body["file_paths"] if p not in rec["files"]]
     if unknown:
-        raise Invalid(f"{unknown[0]!r} is not in the session's manifest.", field="file_paths")
+        raise Invalid(f"{unknown[0]!r} not found in the session's manifest.", field="file_paths")
     expires = int(now) + int(body.get("ttl_seconds", 3600))
     rec["last_activity_at"] = now
     bs = blobstore(world)
@@ -142,7 +142,7 @@ def confirm(world: World, store: OrgStore, recording_uid: str, body: dict[str, A
         path, etag, size = f["path"], f["etag"].strip('"'), f["size_bytes"]
         where = f"files[{i}]"
         if path not in rec["files"]:
-            raise Invalid(f"{path!r} is not in the session's manifest.", field=f"{where}.path")
+            raise Invalid(f"{path!r} not found in the session's manifest.", field=f"{where}.path")
         if size != rec["files"][path]:
             raise Invalid(f"{path!r} was declared with {rec['files'][path]} bytes, not {size}.", field=f"{where}.size_bytes")
         blob = bs.get(rec["s3_prefix"] + path)

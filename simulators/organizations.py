@@ -284,7 +284,7 @@ def transfer_ownership(world: World, store: OrgStore, org: dict, role: str, user
     require(role, (OWNER,), "transfer ownership")
     target = membership(store, org, new_owner_uid)
     if target is None:
-        raise Invalid(f"User {new_owner_uid!r} is not a member of this organization.", field="new_owner_uid")
+        raise Invalid(f"User {new_owner_uid!r} not found among this organization's members.", field="new_owner_uid")
     if target["role"] == OWNER:
         raise Invalid("That user already owns this organization.", field="new_owner_uid")
     patch(world, _member(store, org, user.uid), {"role": ADMIN}, ("role",))
@@ -421,7 +421,7 @@ def add_team_member(world: World, store: OrgStore, org: dict, role: str, t: dict
     require(role, MANAGERS, "manage teams")
     new_role = _team_role(new_role)
     if membership(store, org, user_uid) is None:
-        raise Invalid(f"User {user_uid!r} is not a member of this organization.", field="user_uid")
+        raise Invalid(f"User {user_uid!r} not found among this organization's members.", field="user_uid")
     if collection(store, TEAM_MEMBERS).filter(team=t["uid"], user_uid=user_uid):
         raise Conflict("This user is already in the team.")
     rec = new_record(world, store, {"organization": org["uid"], "team": t["uid"], "user_uid": user_uid, "role": new_role})

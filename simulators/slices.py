@@ -72,7 +72,7 @@ def select(ds: Dataset, clauses: list[Clause]) -> np.ndarray:
         if c.field == "label":
             unknown = [v for v in c.values if v not in ds.labels]
             if unknown:
-                raise Invalid(f"Label {unknown[0]!r} is not in {ds.owner_name}/{ds.slug} (labels: {', '.join(ds.labels)}).",
+                raise Invalid(f"Label {unknown[0]!r} not found in {ds.owner_name}/{ds.slug} (labels: {', '.join(ds.labels)}).",
                               field="sub_slices")
             wanted = [ds.labels.index(v) for v in c.values]
             owner = np.repeat(np.arange(n), np.diff(ds.gt.offsets))
