@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import yaml
 from _common import KEY, mock_server
@@ -50,18 +52,49 @@ def match(ops: list, method: str, path: str) -> str | None:
     return None
 
 
+MISSING_OBJECT = re.compile(r"does not exist|not found|no longer exists|no such ", re.IGNORECASE)
+REASONS = (  # why a schema-valid request was refused, from the answer schemathesis quotes
+    ("names an object that does not exist", lambda text: '"detail"' in text and MISSING_OBJECT.search(text)),
+    ("integer literal beyond 64 bits (stated in prose)", lambda text: "Integer out of range" in text),
+    ("page and cursor disagree (stated in prose)", lambda text: "page and cursor name different pages" in text),
+    ("storage quota full (documented 413)", lambda text: "Storage quota exceeded" in text),
+    ("service-account JSON inside a string (stated in prose)", lambda text: "service-account JSON key" in text),
+    ("ordinal lookup parameters together (stated in prose)",
+     lambda text: re.search(r"An ordinal lookup (needs a role|takes no cursor)|either ordinal or ordinals", text)),
+)
+
+
+def rejected_by_reason(junit: Path) -> Counter:
+    """ST202 failures by reason, read from the answers quoted in schemathesis' JUnit report."""
+    reasons: Counter = Counter()
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        for failure in list(case.findall("failure")) + list(case.findall("error")):
+            text = (failure.get("message") or "") + (failure.text or "")
+            for block in text.split("Schema-valid request rejected")[1:]:
+                reason = next((name for name, match in REASONS if match(block[:1500])), "other (the spec is looser than the server)")
+                reasons[reason] += 1
+    return reasons
+
+
 def run(args: argparse.Namespace) -> dict:
     spec = yaml.safe_load(SPEC.read_text())
     ops = operations(spec)
     out = Path(tempfile.mkdtemp(prefix="independent-"))
     with mock_server() as (_proc, base_url, _ready):
-        cmd = [sys.executable, "-m", "schemathesis.cli", "run", str(SPEC), "--url", base_url,
+        config = out / "schemathesis.toml"
+        config.write_text(f"[phases.stateful]\nmax-steps = {args.max_steps}\n")
+        cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", str(SPEC), "--url", base_url,
                "-H", f"X-Avala-Api-Key: {KEY}", "--checks", "all", "--phases", args.phases,
                "--max-examples", str(args.max_examples), "--seed", str(args.seed), "--workers", "1",
-               "--report", "har,json", "--report-dir", str(out), "--no-color",
+               "--report", "har,json,junit", "--report-dir", str(out), "--no-color",
                "--suppress-health-check", "all", "--warnings", "off"]
+        if args.continue_on_failure:
+            cmd.append("--continue-on-failure")
+        env = dict(os.environ)
+        if args.hooks:  # the rules openapi.yaml states only in prose, taught to schemathesis
+            env["SCHEMATHESIS_HOOKS"] = "avala_mock.contracts.schemathesis_hooks"
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - started
     statuses: dict[str, Counter] = defaultdict(Counter)
     for entry in json.loads(next(out.glob("har-*.json")).read_text())["log"]["entries"]:
@@ -70,13 +103,14 @@ def run(args: argparse.Namespace) -> dict:
         statuses[op_id or "(no operation)"][entry["response"]["status"]] += 1
     summary = json.loads(next(out.glob("json-*.json")).read_text())
     failures = [(f["code"], f["title"], f["count"], f["operations"]) for f in summary["failures"]]
+    rejected = rejected_by_reason(next(out.glob("junit-*.xml")))
     errors = [(e["title"], e["count"]) for e in summary["errors"]]
     all_ops = [op[0] for op in ops]
     reached = [op for op in all_ops if any(200 <= s < 300 for s in statuses.get(op, {}))]
     cases = sum(sum(c.values()) for c in statuses.values())
     return {"exit": done.returncode, "wall": wall, "cases": cases, "operations": len(all_ops), "reached": reached,
             "unreached": sorted(set(all_ops) - set(reached)), "failures": failures, "errors": errors,
-            "statuses": statuses, "tail": done.stdout[-3000:], "report_dir": str(out)}
+            "statuses": statuses, "tail": done.stdout[-3000:], "report_dir": str(out), "rejected": rejected}
 
 
 def main() -> None:
@@ -84,6 +118,11 @@ def main() -> None:
     ap.add_argument("--max-examples", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
+    ap.add_argument("--max-steps", type=int, default=6, help="steps per stateful scenario (schemathesis' default: 6)")
+    ap.add_argument("--continue-on-failure", action="store_true",
+                    help="go on after a failure within a scenario (a stateful run otherwise ends at its first failure)")
+    ap.add_argument("--hooks", action="store_true",
+                    help="load avala_mock.contracts.schemathesis_hooks (the rules the spec states only in prose)")
     ap.add_argument("--verbose", action="store_true", help="list every failure title and unreached operation's statuses")
     args = ap.parse_args()
     r = run(args)
@@ -96,6 +135,8 @@ def main() -> None:
         shown = where if args.verbose else where[:6]
         more = f" … and {len(where) - len(shown)} more" if len(where) > len(shown) else ""
         print(f"  {code} {title}: {count} on {len(where)} operations: {', '.join(shown)}{more}")
+    for reason, count in r["rejected"].most_common():
+        print(f"    schema-valid request rejected: {count} × {reason}")
     for title, count in r["errors"]:
         print(f"  error: {title} × {count}")
     if args.verbose:

@@ -1,7 +1,8 @@
 """QC annotation issues on sequences (surface doc §2.13, §3.17) and the catalogue of QC tools.
 
 The tool catalogue is Avala's, not an organisation's: one set of tools per dataset type, each with the
-problems a reviewer can flag, built once per world with seeded uids (``world.shared``). Issues are plain
+problems a reviewer can flag. Being the product's, its uids are the same in every world and for every
+seed (name-derived), so a client or a spec example may hard-code them as it would against Avala. Issues are plain
 records in the organisation of the sequence's dataset, so another organisation cannot see them.
 
 A sequence dataset of the mock has frames but no per-frame items, so an issue's ``dataset_item_uid``
@@ -12,6 +13,7 @@ may name an item of the sequence's dataset *or* a frame of the sequence by its `
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from avala_mock.simulators.errors import Invalid, NotFound
@@ -50,22 +52,29 @@ _CATALOGUE: dict[str, list[tuple[str, bool, list[str]]]] = {
 }
 
 
+_CATALOGUE_NS = uuid.UUID("6f1c2a9e-4b1d-5c3e-8a7f-0d2e4b6a8c10")  # fixed: the uids must never change
+
 # ── tools ─────────────────────────────────────────────────────────────────────────────────────────
 
 
 def catalogue(world: World) -> list[dict[str, Any]]:
-    """Every QC tool of every dataset type (built on first use, seeded uids)."""
+    """Every QC tool of every dataset type, with uids derived from the names (see the module note)."""
     tools = world.shared.get("qc_tools")
     if tools is None:
         tools = []
         for dataset_type, entries in _CATALOGUE.items():
             for name, default, problems in entries:
+                tool_uid = catalogue_uid(dataset_type, name)
                 tools.append({
-                    "uid": world.ids.uid(), "name": name, "dataset_type": dataset_type, "default": default,
-                    "problems": [{"uid": world.ids.uid(), "title": title} for title in problems],
+                    "uid": tool_uid, "name": name, "dataset_type": dataset_type, "default": default,
+                    "problems": [{"uid": catalogue_uid(tool_uid, title), "title": title} for title in problems],
                 })
         world.shared["qc_tools"] = tools
     return tools
+
+
+def catalogue_uid(*names: str) -> str:
+    return str(uuid.uuid5(_CATALOGUE_NS, "/".join(names)))
 
 
 def tools_for(world: World, dataset_type: str) -> list[dict[str, Any]]:
@@ -87,7 +96,7 @@ def _problem(tool: dict[str, Any], uid: str) -> dict[str, Any]:
     for problem in tool["problems"]:
         if problem["uid"] == uid:
             return problem
-    raise Invalid(f"Problem {uid!r} is not a problem of the QC tool {tool['name']!r}.", field="problem_uid")
+    raise Invalid(f"Problem {uid!r} not found among the problems of the QC tool {tool['name']!r}.", field="problem_uid")
 
 
 # ── sequences ─────────────────────────────────────────────────────────────────────────────────────

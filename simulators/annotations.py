@@ -152,11 +152,11 @@ def _check(ds: Dataset, i: int, edit: dict[str, Any]) -> _Edit:
     object_type = edit.get("object_type")
     if item_uid is not None:
         if item_uid not in ds.item_index:
-            raise bad("dataset_item_uid", f"dataset item {item_uid!r} is not in {ds.owner_name}/{ds.slug}.")
+            raise bad("dataset_item_uid", f"dataset item {item_uid!r} not found in {ds.owner_name}/{ds.slug}.")
         allowed = ITEM_TYPES
     else:
         if seq_uid not in ds.sequence_index:
-            raise bad("sequence_uid", f"sequence {seq_uid!r} is not in {ds.owner_name}/{ds.slug}.")
+            raise bad("sequence_uid", f"sequence {seq_uid!r} not found in {ds.owner_name}/{ds.slug}.")
         allowed = SEQUENCE_TYPES
     if object_type is not None and object_type not in allowed:
         where = "a dataset item" if item_uid else "a sequence"

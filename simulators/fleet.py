@@ -245,7 +245,8 @@ def _check_event(store: OrgStore, body: dict[str, Any], prefix: str = "") -> tup
         raise Invalid(f"{prefix}device {dev_uid!r} not found.", field=f"{prefix}device")
     owner = recordings(store).get(rec_uid)["device"]
     if owner != dev_uid:
-        raise Invalid(f"{prefix}recording {rec_uid!r} is not a recording of device {dev_uid!r}.", field=f"{prefix}recording")
+        raise Invalid(f"{prefix}recording {rec_uid!r} not found among the recordings of device {dev_uid!r}.",
+                      field=f"{prefix}recording")
     return devices(store).get(dev_uid), parse_timestamp(body["timestamp"], f"{prefix}timestamp")
 
 

@@ -236,7 +236,7 @@ def grant_parts(world: World, store: OrgStore, recording_uid: str, body: dict[st
     key = object_key(store.org.uid, rec["uid"], f["path"])
     for number in body["numbers"]:
         if number > f["part_count"]:
-            raise Invalid(f"Part {number} is beyond the file's {f['part_count']} parts.", field="numbers")
+            raise Invalid(f"Part {int(number)} not found: the file has {f['part_count']} parts.", field="numbers")
         offset = (number - 1) * PART_SIZE
         size = min(PART_SIZE, f["size_bytes"] - offset)
         query = [

@@ -182,7 +182,7 @@ def new_object(
 ) -> ManifestObject:
     """An object with real size and digest: ``text`` for documents, else ``size`` synthetic JPEG bytes."""
     uid = world.ids.uid()
-    seed = f"{world.seed}:{uid}"
+    seed = f"object:{uid}"  # the uid is unique in the world; the bytes follow from it alone
     data = _make_bytes(seed, size, text)
     return ManifestObject(uid, logical_path, role, ordinal, episode_ordinal, content_type, origin, len(data),
                           sha256_hex(data), seed, text)
@@ -361,7 +361,7 @@ def _decode_cursor(token: str, rev: Revision, role: str | None, total: int) -> i
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
         ok, offset = False, -1
     if not ok or not 0 <= offset < total:
-        raise Invalid("Invalid cursor.", field="cursor")
+        raise Invalid("Invalid cursor: not found among the cursors issued for this revision and role.", field="cursor")
     return offset
 
 

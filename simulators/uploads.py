@@ -307,7 +307,7 @@ def presign_parts(world: World, store: OrgStore, base: str, upload_uid: str, num
         raise Conflict("This upload is already complete.")
     too_big = [n for n in numbers if n > rec["part_count"]]
     if too_big:
-        raise Invalid(f"Part {too_big[0]} is beyond this upload's {rec['part_count']} parts.", field="part_numbers")
+        raise Invalid(f"Part {int(too_big[0])} not found: this upload has {rec['part_count']} parts.", field="part_numbers")
     mp = blobstore(world).multipart(rec["uid"])
     expires = int(world.clock.now()) + URL_TTL_S
     return {"parts": [
@@ -328,7 +328,8 @@ def complete(world: World, store: OrgStore, upload_uid: str) -> dict[str, Any]:
         else:
             blob = bs.get(rec["key"])
             if blob is None:
-                raise Invalid(f"{rec['path']!r} has not been uploaded yet.", field="upload_uid")
+                raise Invalid(f"{rec['path']!r} not found on the storage plane: it has not been uploaded yet.",
+                              field="upload_uid")
             if blob.size != rec["size"]:
                 raise Invalid(f"{rec['path']!r} holds {blob.size} bytes, not the {rec['size']} presigned.",
                               field="upload_uid")
@@ -358,7 +359,7 @@ def finalize(world: World, store: OrgStore, user: User, body: dict[str, Any]) ->
     files = settled_files(world, store, root, body["name"], canonical_uid(batch) if batch else None)
     if not files:
         where = f" in batch {batch}" if batch else ""
-        raise Invalid(f"No uploaded files were found for dataset {body['name']!r}{where}; upload files first.",
+        raise Invalid(f"Uploaded files for dataset {body['name']!r}{where} not found; upload files first.",
                       field="name")
     org_uid = canonical_uid(body["organization_uid"]) if body.get("organization_uid") else None
     # A personal upload makes a personal dataset; an organisation's, the organisation's.

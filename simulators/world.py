@@ -41,9 +41,13 @@ def _uuid4(bits: int) -> str:
 
 
 class Ids:
-    """Seeded uid source, so the same seed gives the same uids (design principle 4)."""
+    """Seeded uid source, so the same seed gives the same uids (design principle 4).
 
-    def __init__(self, seed: int) -> None:
+    Seeded with a label instead of the seed (``Ids("acme-robotics:fleet")``), a stream gives the same uids
+    for every seed: the world build draws each organisation's objects from such streams, so the uids that
+    openapi.yaml's examples name hold in the default world whatever ``--seed`` says."""
+
+    def __init__(self, seed: int | str) -> None:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -317,6 +321,15 @@ class World:
         self._primary: str | None = None  # the first organisation's key, which the world file or --api-key names
         self.definition: dict = {}
         self.shared: dict[str, Any] = {}  # world-level state outside any organisation (anonymous/public APIs)
+
+    @contextmanager
+    def labelled_ids(self, label: str) -> Iterator[None]:
+        """While building, draw uids from a stream named ``label``, the same at every seed (see Ids)."""
+        seeded, self.ids = self.ids, Ids(f"avala-mock-world:{label}")
+        try:
+            yield
+        finally:
+            self.ids = seeded
 
     def add_store(self, store: OrgStore) -> None:
         store.retention = self.retention

@@ -19,7 +19,7 @@ from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import LiveServer
 from helpers import spec_operations
 
-FULL_RUN_MAX_EXAMPLES = 20  # the suite's one full schemathesis pass: every phase and check over every operation
+FULL_RUN_MAX_EXAMPLES = 10  # the suite's one full schemathesis pass: every phase and check over every operation
 
 
 def test_harness_against_our_mock_has_no_failures():

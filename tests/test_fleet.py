@@ -260,7 +260,7 @@ def test_event_on_a_recording_of_another_device_is_400(client, http):
     device, rec = arm_and_recording(client)
     other = next(d for d in client.fleet.devices.list() if d.uid != device.uid)
     r = http.post("fleet/events/", json=event_body(other, rec))
-    assert r.status_code == 400 and "not a recording of device" in r.json()["detail"]
+    assert r.status_code == 400 and "not found among the recordings of device" in r.json()["detail"]
     r = http.post("fleet/events/", json={k: v for k, v in event_body(device, rec).items() if k != "label"})
     assert r.status_code == 400 and "label" in r.json()["errors"]
 

@@ -196,7 +196,7 @@ def test_finalize_with_nothing_uploaded_is_400(client, http, mock):
         client.datasets.create_from_manual_upload(name="Never Uploaded", slug="never", data_type="image")
     client.datasets.create_manual_upload_url(dataset_name="Presigned Only", file_path_in_dataset="a.jpg", content_length=3)
     r = http.post("datasets/manual-upload/", json={"name": "Presigned Only", "slug": "p-only", "data_type": "image"})
-    assert r.status_code == 400 and "No uploaded files" in r.json()["detail"]
+    assert r.status_code == 400 and "Uploaded files for dataset" in r.json()["detail"]
     assert all(d.slug != "p-only" for d in client.datasets.list(limit=100))
 
 
