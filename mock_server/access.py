@@ -3,7 +3,8 @@ snapshots: a developer convenience on loopback, a locked door anywhere else (des
 
 * With a control token (``--control-token``, or one generated when the server is bound to a
   non-loopback address), every control request must carry it: ``Authorization: Bearer <token>`` or
-  ``X-Avala-Mock-Token: <token>``.
+  ``X-Avala-Mock-Token: <token>`` (the dashboard page and its event stream also take ``?token=``, as a
+  browser cannot add a header to a page load or an EventSource; the request log never shows queries).
 * Without one (loopback), the ``Host`` header must name this machine (``localhost``, a loopback
   address, the bound host or an ``--allowed-host``), so a web page that rebinds its DNS name to
   127.0.0.1 cannot drive the API from a browser.
@@ -22,6 +23,7 @@ from aiohttp import web
 from avala_mock.mock_server.errors import ApiError
 
 TOKEN_HEADER = "X-Avala-Mock-Token"
+QUERY_TOKEN_PATHS = ("/_mock/ui/", "/_mock/dashboard/stream/")  # GETs a browser makes without headers
 LOCAL_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
 
@@ -48,6 +50,8 @@ def check_control(request: web.Request, token: str | None, hosts: frozenset[str]
     if token is not None:
         auth = request.headers.get("Authorization", "")
         sent = auth[7:] if auth.startswith("Bearer ") else request.headers.get(TOKEN_HEADER, "")
+        if not sent and request.method == "GET" and request.path.startswith(QUERY_TOKEN_PATHS):
+            sent = request.query.get("token", "")  # a browser's page load and EventSource cannot set headers
         if not sent:
             raise ApiError(401, f"The control API needs its token: Authorization: Bearer <token> or {TOKEN_HEADER}.")
         if not hmac.compare_digest(sent.encode(), token.encode()):

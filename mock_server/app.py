@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from avala_mock.mock_server import bodies, control, downloads, event_worker, faults, handlers, storage_plane
+from avala_mock.mock_server import bodies, control, dashboard, downloads, event_worker, faults, handlers, storage_plane
+from avala_mock.mock_server import media as media_plane
 from avala_mock.mock_server.access import check_control
 from avala_mock.mock_server.context import API_KEY_HEADER, Ctx
 from avala_mock.mock_server.durability import UNLOGGED
@@ -22,12 +23,16 @@ from avala_mock.mock_server.errors import ApiError, error_response, json_respons
 from avala_mock.mock_server.serving import LISTEN_PORTS
 from avala_mock.mock_server.spec import CONTROL_SPEC, Operation, Spec, default_spec_path, not_implemented
 from avala_mock.mock_server.state import STATE, MockState, ServerConfig
+from avala_mock.simulators import media
 from avala_mock.simulators.errors import AvalaError
 
 log = logging.getLogger("avala_mock")
+requests_log = logging.getLogger("avala_mock.requests")  # one line per request (--log-level info)
+STARTED = time.time()
 
 
 SPEC = web.AppKey("spec", Spec)
+ORGANIZATION = web.RequestKey("organization", str)  # the key's organisation, once authenticated
 
 
 def create_app(config: ServerConfig | None = None) -> web.Application:
@@ -60,11 +65,13 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
             methods = {o.method for o in routes if o.path == op.path}
             methods |= {"HEAD"} if "GET" in methods else set()
             app.router.add_route("*", spec.base_path + op.path, _method_not_allowed(sorted(methods)))
-    control_handlers = {op_id: getattr(control, op_id) for op_id in control_spec.operations}
+    control_handlers = {op_id: getattr(control, op_id, None) or getattr(dashboard, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():
         _add_route(app, op.method, control_spec.base_path + op.path, _endpoint(op, control_handlers[op.operation_id], state))
-    for plane in (storage_plane, downloads):  # the mock's own non-Avala planes (byte storage, downloads)
+    # the mock's own non-Avala planes: byte storage, downloads, item media, the dashboard
+    for plane in (storage_plane, downloads, media_plane, dashboard):
         plane.add_routes(app, state)
+    app.router.add_get("/healthz", _healthz(state))
     event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
     if state.durability is not None:  # rebuild from --state-dir before the first request is served
         state.durability.open(app, {**found, **control_handlers})
@@ -86,6 +93,16 @@ def _method_not_allowed(methods: list[str]) -> Callable:
         return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {"Allow": ", ".join(methods)})
 
     return refuse
+
+
+def _healthz(state: MockState) -> Callable:
+    """Liveness for load balancers and scripts: no key, no rate limit, no journal entry."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "uptime_s": round(time.time() - STARTED, 1),
+                              "clock": state.world.clock.describe()["now"], "organizations": len(state.world.stores)}, 200)
+
+    return healthz
 
 
 def _serve_text(text: str) -> Callable:
@@ -115,6 +132,7 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
             if found is None:
                 raise ApiError(401, "Invalid API key.")
             store, user = found
+            request[ORGANIZATION] = store.org.slug  # for the journal and the request log
         if fn is None:
             raise not_implemented(op)
         query = op.parse_query(request.query)
@@ -155,15 +173,16 @@ async def _read_body(request: web.Request, op: Operation, config: ServerConfig) 
 def _middleware(state: MockState) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path.startswith("/_mock/"):
+        started = time.perf_counter()
+        media.ORIGIN.set(_origin(request))  # media URLs in answers point back where the client came from
+        if request.path.startswith("/_mock/") or request.path == "/_mock":
             try:
                 check_control(request, state.control_token, state.control_hosts)
             except ApiError as exc:
-                return error_response(exc)
-            return await _guarded(request, handler)
-        if request.path.startswith(("/_storage/", "/_downloads/")):
-            return await _guarded(request, handler)
-        started = time.perf_counter()
+                return _logged(request, error_response(exc), started, level=logging.DEBUG)
+            return _logged(request, await _guarded(request, handler), started, level=logging.DEBUG)
+        if request.path.startswith(("/_storage/", "/_downloads/", "/_media/")) or request.path == "/healthz":
+            return _logged(request, await _guarded(request, handler), started)
         op_id = getattr(request.match_info.route.handler, "operation_id", None)
         method, path = request.method, request.path
         verdict = state.limiter.take(_bucket_key(request, state), op_id, method, path)
@@ -178,16 +197,43 @@ def _middleware(state: MockState) -> Callable:
                 await asyncio.sleep(delay)
             if fault is not None:
                 response, status = await faults.inject(fault, request, lambda: _guarded(request, handler), verdict.headers())
-                state.journal.record(method, path, op_id, status, time.perf_counter() - started, delay, fault.kind)
+                state.journal.record(method, path, op_id, status, time.perf_counter() - started, delay, fault.kind,
+                                     request.get(ORGANIZATION))
+                _log_line(request, status, started, op_id)
                 return response
             response = await _guarded(request, handler)
         else:
             response = await _guarded(request, handler)
         response.headers.update(verdict.headers())
-        state.journal.record(method, path, op_id, response.status, time.perf_counter() - started, delay)
-        return response
+        state.journal.record(method, path, op_id, response.status, time.perf_counter() - started, delay,
+                             organization=request.get(ORGANIZATION))
+        return _logged(request, response, started, op_id)
 
     return middleware
+
+
+def _origin(request: web.Request) -> str | None:
+    try:
+        return str(request.url.origin())
+    except ValueError:  # a Host header that is no host: media URLs fall back to the server's address
+        return None
+
+
+def _logged(request: web.Request, response: web.StreamResponse, started: float, op_id: str | None = None, *,
+            level: int = logging.INFO) -> web.StreamResponse:
+    _log_line(request, response.status, started, op_id, level)
+    return response
+
+
+def _log_line(request: web.Request, status: int, started: float, op_id: str | None, level: int = logging.INFO) -> None:
+    """Method, path (never the query string: it may carry tokens), status, milliseconds, organisation."""
+    if not requests_log.isEnabledFor(level):
+        return
+    ms = (time.perf_counter() - started) * 1000.0
+    org = request.get(ORGANIZATION)
+    requests_log.log(level, "%s %s %d %.1fms org=%s", request.method, request.path, status, ms, org or "-",
+                     extra={"http": {"method": request.method, "path": request.path, "status": status, "ms": round(ms, 2),
+                                     "organization": org, "operation_id": op_id}})
 
 
 def _bucket_key(request: web.Request, state: MockState) -> str:

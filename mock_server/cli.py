@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 @click.option("--storage-base-url", default=None, metavar="URL",
               help="Base of the upload/download URLs the mock hands out (default: <server>/_storage).")
 @click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="Server log level.")
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Server log level; 'info' logs one line per request (method, path, status, ms, organisation).")
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="'json': one JSON object per line, for log shippers.")
 @click.option("--strict", is_flag=True, help="Record off-contract requests and coverage (GET /_mock/violations/, /_mock/coverage/).")
 @click.option("--scenario", "scenario_file", default=None, metavar="FILE|NAME",
               help="Scenario YAML (or a shipped name: flaky-network, throttled, sagemaker-down, slow-sam).")
@@ -72,14 +75,13 @@ def serve(**opts: Any) -> None:
     """Serve the Avala API on HOST:PORT from the default (or given) world."""
     started = time.perf_counter()
     import asyncio
-    import logging
 
     from avala_mock.mock_server.app import create_app
     from avala_mock.mock_server.state import ServerConfig
     from avala_mock.simulators.clock import Clock
     from avala_mock.simulators.errors import AvalaError
 
-    logging.basicConfig(level=opts.pop("log_level").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(opts.pop("log_level"), opts.pop("log_format"))
     port = opts.pop("port")
     try:
         Clock.from_cli(opts["time_scale"], opts["manual_clock"])
@@ -138,6 +140,7 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     if state.control_token_generated:
         click.echo(f"  control token (shown once): {state.control_token}   "
                    "send it as 'Authorization: Bearer <token>' to /_mock/")
+    click.echo(f"  dashboard: http://{shown}:{bound}/_mock/ui/   health: http://{shown}:{bound}/healthz")
     click.echo(f"  spec: http://{shown}:{bound}/openapi.yaml   control: http://{shown}:{bound}/_mock/")  # last line
     sys.stdout.flush()
     stop = asyncio.Event()
@@ -202,3 +205,19 @@ def _control(url: str, token: str | None, method: str, path: str, body: Any = No
     except OSError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from None
 
+
+def _configure_logging(level: str, fmt: str) -> None:
+    """Root logging to stderr; in JSON each request line also carries its fields under ``http``."""
+    import logging
+
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.getLogger("faker").setLevel(logging.WARNING)  # its locale chatter is noise at debug
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # ours is the request log

@@ -89,6 +89,17 @@ def _shaped(ctx: Ctx, fn: Callable[[], Any]) -> Any:
         raise ApiError(400, f"Invalid configuration: {exc}") from None
 
 
+def pause_clock(ctx: Ctx) -> dict[str, Any]:
+    ctx.world.clock.pause()
+    return ctx.world.clock.describe()
+
+
+def resume_clock(ctx: Ctx) -> dict[str, Any]:
+    ctx.world.clock.resume()
+    event_worker.kick(ctx.request.app)
+    return ctx.world.clock.describe()
+
+
 def set_clock_scale(ctx: Ctx) -> dict[str, Any]:
     ctx.world.clock.set_scale(float(ctx.body["scale"]))
     return ctx.world.clock.describe()
@@ -194,7 +205,8 @@ def get_journal(ctx: Ctx) -> dict[str, Any]:
     journal = ctx.request.app[STATE].journal
     q = ctx.query
     entries = journal.query(method=q.get("method"), path=q.get("path"), operation_id=q.get("operation_id"),
-                            status=q.get("status"), fault=q.get("fault"), since=q.get("since"), limit=q.get("limit", 100))
+                            status=q.get("status"), fault=q.get("fault"), since=q.get("since"), limit=q.get("limit", 100),
+                            organization=q.get("organization"))
     return {**journal.describe(), "entries": entries}
 
 

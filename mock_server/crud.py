@@ -37,4 +37,4 @@ def list_page(
 
 def dataset_item(ctx: Ctx, ds: Dataset, index: int, now: float) -> dict[str, Any]:
     """A dataset item with its results as of ``now`` (items are listed from datasets and from slices)."""
-    return wire.dataset_item(ds, index, annotations.item_results(ctx.store, ds, index, now))
+    return wire.dataset_item(ctx.world, ds, index, annotations.item_results(ctx.store, ds, index, now))

@@ -21,7 +21,7 @@ def add_routes(app: web.Application, state: MockState) -> None:
         if found is None:
             raise ApiError(404, f"No export file {uid}.json (unknown, not exported yet, or a wrong token).")
         store, rec = found
-        body = orjson.dumps(exports.content(store, rec, now))
+        body = orjson.dumps(exports.content(state.world, store, rec, now))
         return web.Response(body=body, content_type="application/json",
                             headers={"Content-Disposition": f'attachment; filename="export-{uid}.json"'})
 

@@ -17,19 +17,21 @@ DEFAULT_SIZE = 10_000
 
 
 class Entry:
-    __slots__ = ("seq", "at", "method", "path", "operation_id", "status", "latency_ms", "injected_latency_ms", "fault")
+    __slots__ = ("seq", "at", "method", "path", "operation_id", "status", "latency_ms", "injected_latency_ms", "fault",
+                 "organization")
 
     def __init__(self, seq: int, at: float, method: str, path: str, operation_id: str | None, status: int,
-                 latency_ms: float, injected_latency_ms: float, fault: str | None) -> None:
+                 latency_ms: float, injected_latency_ms: float, fault: str | None, organization: str | None = None) -> None:
         self.seq, self.at, self.method, self.path, self.operation_id = seq, at, method, path, operation_id
         self.status, self.latency_ms, self.injected_latency_ms, self.fault = status, latency_ms, injected_latency_ms, fault
+        self.organization = organization
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq, "at": self.at, "method": self.method, "path": self.path,
             "operation_id": self.operation_id, "status": self.status,
             "latency_ms": round(self.latency_ms, 3), "injected_latency_ms": round(self.injected_latency_ms, 3),
-            "fault": self.fault,
+            "fault": self.fault, "organization": self.organization,
         }
 
 
@@ -43,11 +45,11 @@ class Journal:
         self.total = 0
 
     def record(self, method: str, path: str, operation_id: str | None, status: int, latency_s: float,
-               injected_s: float = 0.0, fault: str | None = None) -> None:
+               injected_s: float = 0.0, fault: str | None = None, organization: str | None = None) -> None:
         """Path only, never the query string or headers: those may carry secrets."""
         self.total += 1
         self._entries.append(Entry(next(self._seq), time.time(), method, path, operation_id, status,
-                                   latency_s * 1000.0, injected_s * 1000.0, fault))
+                                   latency_s * 1000.0, injected_s * 1000.0, fault, organization))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -58,7 +60,7 @@ class Journal:
 
     def query(self, *, method: str | None = None, path: str | None = None, operation_id: str | None = None,
               status: int | None = None, fault: str | None = None, since: int | None = None,
-              limit: int = 100) -> list[dict[str, Any]]:
+              limit: int = 100, organization: str | None = None) -> list[dict[str, Any]]:
         """Newest last. ``path`` and ``operation_id`` are globs; ``fault`` "any" matches every injected fault,
         "none" the requests without one; ``since`` keeps entries with a larger ``seq``."""
         out: list[Entry] = []
@@ -68,6 +70,8 @@ class Journal:
             if method is not None and e.method != method.upper():
                 continue
             if status is not None and e.status != status:
+                continue
+            if organization is not None and e.organization != organization:
                 continue
             if operation_id is not None and (e.operation_id is None or not fnmatchcase(e.operation_id, operation_id)):
                 continue

@@ -84,6 +84,17 @@ class RateLimiter:
     def describe(self) -> dict[str, Any]:
         return {"limit": self.limit, "window": self.window, "rules": self.rules}
 
+    def buckets(self, limit: int = 100) -> list[tuple[str, int, int, float]]:
+        """The default bucket's most recently used keys: (key, remaining, limit, epoch when full again).
+        Keys are API keys: callers show whose they are, never the keys themselves."""
+        b, now = self._default, time.monotonic()
+        rate = b.limit / b.window
+        out = []
+        for key, (tokens, last) in list(reversed(b._buckets.items()))[:limit]:
+            tokens = min(float(b.limit), tokens + (now - last) * rate)
+            out.append((key, int(tokens), b.limit, time.time() + (b.limit - tokens) / rate))
+        return out
+
     def clear(self) -> None:
         self._default._buckets.clear()
         for _, bucket in self._rules:

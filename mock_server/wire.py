@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from avala_mock.simulators import media
 from avala_mock.simulators.autolabel import JobView
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.datasets import mime_type
-from avala_mock.simulators.world import NO_RESULT, Dataset, OrgStore, Project, Sequence, Task, User
+from avala_mock.simulators.world import NO_RESULT, Dataset, OrgStore, Project, Sequence, Task, User, World
 
-MEDIA_ROOT = "https://data.avala.ai/mock"
 SEQUENCE_TERMINAL = ("completed", "archived")
 
 
@@ -65,7 +65,7 @@ def dataset(d: Dataset) -> dict[str, Any]:
     }
 
 
-def dataset_item(d: Dataset, index: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+def dataset_item(world: World, d: Dataset, index: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     """An item with the ``results`` projects hold for it (``simulators.annotations.item_results``)."""
     key = d.item_keys[index] if d.item_keys is not None else f"images/{index:06d}.jpg"
     w, h = d.image_size
@@ -78,9 +78,9 @@ def dataset_item(d: Dataset, index: int, results: list[dict[str, Any]]) -> dict[
         "dataset": d.uid,
         "dataset_owner_name": d.owner_name,
         "dataset_slug": d.slug,
-        "url": f"{MEDIA_ROOT}/{d.slug}/{key}",
+        "url": media.item_url(world, d, key),
         "gpu_texture_url": None,
-        "thumbnails": [f"{MEDIA_ROOT}/{d.slug}/thumbs/{index:06d}.jpg"],
+        "thumbnails": [media.thumbnail_url(world, d, index)],
         "video_thumbnail": None,
         "metadata": {"width": w, "height": h, "mime_type": mime_type(key)},
         "export_snippet": None,
@@ -93,14 +93,15 @@ def dataset_item(d: Dataset, index: int, results: list[dict[str, Any]]) -> dict[
     }
 
 
-def sequence(d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
+def sequence(world: World, d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "uid": s.uid,
         "is_hidden": False,
         "key": s.key,
         "custom_uuid": None,
         "status": s.status,
-        "featured_image": s.frames[0]["images"][0]["image_url"] if s.frames and s.frames[0]["images"] else None,
+        "featured_image": media.frame_url(world, d, s.key, s.frames[0]["images"][0]["camera"], 0)
+        if s.frames and s.frames[0]["images"] else None,
         "number_of_frames": len(s.frames),
         "views": [{"camera": c["camera_id"]} for c in s.camera_calibration],
         "crop_data": None,
@@ -113,7 +114,7 @@ def sequence(d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
         "lidar_calibration_enabled": d.data_type == "lidar",
         "camera_calibration_enabled": bool(s.camera_calibration),
         # Frames and calibration are the detail endpoint's (D9): present, null, in lists.
-        "frames": s.frames if detail else None,
+        "frames": _frames(world, d, s) if detail else None,
         "camera_calibration": s.camera_calibration if detail else None,
         # No chain-of-custody workflow runs on the mock's sequences: an empty timeline, no workflows.
         "coc_timeline": [],
@@ -122,6 +123,14 @@ def sequence(d: Dataset, s: Sequence, detail: bool) -> dict[str, Any]:
         "sequence_deliverable_workflow": None,
     }
     return out
+
+
+def _frames(world: World, d: Dataset, s: Sequence) -> list[dict[str, Any]]:
+    """The frames with image URLs on this server's media plane (signed, with the client's origin)."""
+    return [
+        {**frame, "images": [{**image, "image_url": media.frame_url(world, d, s.key, image["camera"], f)} for image in frame["images"]]}
+        for f, frame in enumerate(s.frames)
+    ]
 
 
 def task(t: Task) -> dict[str, Any]:

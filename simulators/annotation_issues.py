@@ -135,7 +135,7 @@ def reporter(user: User, store: OrgStore) -> dict[str, Any]:
     return {
         "username": user.username,
         "full_name": f"{user.first_name} {user.last_name}".strip() or user.username,
-        "picture": f"https://data.avala.ai/mock/avatars/{user.username}.png",
+        "picture": None,  # on this server's media plane: the URL is made per request (the handler)
         "type": "agent" if user.is_bot else "customer",
         "is_staff": False,
     }

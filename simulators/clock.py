@@ -43,6 +43,7 @@ class Clock:
         # must continue the same virtual time line (time kept running while it was down).
         self._origin_wall = time.time()
         self._pinned: float | None = None
+        self.paused_scale: float | None = None  # the scale to go back to while a real/scaled clock is paused
 
     @classmethod
     def from_cli(cls, time_scale: str | float | None, manual: bool) -> Clock:
@@ -116,8 +117,26 @@ class Clock:
             self.scale = float(scale)
             self.mode = "real" if self.scale == 1.0 else "scaled"
 
+    def pause(self) -> None:
+        """Stop a real/scaled clock where it is: it becomes a manual clock (``advance`` moves it) until
+        ``resume`` lets it run again at its old speed from the time it then shows."""
+        if self.mode in ("manual", "instant"):
+            raise ClockError(f"a {self.mode} clock cannot be paused" + (" (it already stands still)" if self.mode == "manual" else ""))
+        with self._lock:
+            self.paused_scale, self._origin_virtual = self.scale, self.now()
+            self.mode, self.scale = "manual", 1.0
+
+    def resume(self) -> None:
+        if self.paused_scale is None:
+            raise ClockError("the clock is not paused")
+        with self._lock:
+            self.scale, self.paused_scale = self.paused_scale, None
+            self.mode = "real" if self.scale == 1.0 else "scaled"
+            self._origin_wall = time.time()
+
     def describe(self) -> dict:
-        return {"mode": self.mode, "scale": self.scale, "now": iso(self.now()), "epoch": self.now()}
+        return {"mode": self.mode, "scale": self.scale, "now": iso(self.now()), "epoch": self.now(),
+                "paused": self.paused_scale is not None}
 
 
 def iso(ts: float | None) -> str | None:

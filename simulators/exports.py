@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from avala_mock.simulators import events
+from avala_mock.simulators import events, media
 from avala_mock.simulators.annotations import bulk_results
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.errors import Invalid
@@ -24,7 +24,6 @@ from avala_mock.simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, 
 
 KIND = "exports"
 FORMAT = "avala-export-v1"
-MEDIA_ROOT = "https://data.avala.ai/mock"  # as the item URLs of GET /datasets/{owner}/{slug}/items/
 QUEUE_S = 1.0  # pending -> processing
 BASE_S = 2.0  # processing -> exported: start-up plus ...
 PER_ITEM_S = 0.002  # ... per item (a 5,000-item project exports in 12 s)
@@ -102,7 +101,7 @@ def find_for_download(stores: list[OrgStore], uid: str, token: str | None, now: 
     return None
 
 
-def content(store: OrgStore, rec: dict[str, Any], now: float) -> dict[str, Any]:
+def content(world: World, store: OrgStore, rec: dict[str, Any], now: float) -> dict[str, Any]:
     """The export file: the items with every result (human labels, auto-label drafts with their objects,
     bulk-edited cuboids) as they were when the export was created."""
     snap = rec["_snapshot"]
@@ -117,7 +116,7 @@ def content(store: OrgStore, rec: dict[str, Any], now: float) -> dict[str, Any]:
         results += bulk_results(snap["objects"].get(uid, {}))
         objects_total += sum(len(r["objects"]) for r in results)
         key = ds.item_keys[index] if ds.item_keys is not None else f"images/{index:06d}.jpg"
-        items.append({"uid": uid, "key": key, "url": f"{MEDIA_ROOT}/{ds.slug}/{key}", "width": w, "height": h,
+        items.append({"uid": uid, "key": key, "url": media.item_url(world, ds, key), "width": w, "height": h,
                       "sequence_uid": ds.item_sequence.get(index), "results": results})
     sequences = []
     for s in ds.sequences if p is None else []:

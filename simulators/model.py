@@ -115,7 +115,7 @@ def infer_dataset(
     gt: GroundTruth,
     n_labels: int,
     rng: np.random.Generator,
-    image_size: tuple[int, int] = (1920, 1080),
+    image_size: tuple[int, int] = (1280, 720),
 ) -> ModelOutput:
     """Sample the model's detections on every item of ``gt`` at once (true and false positives)."""
     n = len(gt.offsets) - 1

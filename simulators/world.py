@@ -162,7 +162,7 @@ class Dataset:
     labels: list[str]
     item_uids: list[str]
     gt: GroundTruth
-    image_size: tuple[int, int] = (1920, 1080)
+    image_size: tuple[int, int] = (1280, 720)
     status: str = "created"
     sequences: list[Sequence] = field(default_factory=list)
     item_index: dict[str, int] = field(default_factory=dict)

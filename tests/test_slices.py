@@ -45,7 +45,7 @@ def test_seeded_slices_are_listed_with_every_field_populated(client):
         assert s.owner_name == OWNER and s.organization["slug"] == OWNER and s.organization["uid"]
         assert s.visibility in ("private", "unlisted") and s.status == "ready"
         assert s.item_count > 0 and len(s.featured_slice_item_urls) == 4
-        assert all(u.startswith("https://") for u in s.featured_slice_item_urls)
+        assert all("/_media/" in u and u.endswith(".jpg") for u in s.featured_slice_item_urls)
         assert s.sub_slices and s.sub_slices[0]["dataset"] and s.source_data["type"] == "dataset_query"
     sample = next(s for s in page.items if s.slug == "street-scenes-truck-sample")
     assert sample.item_count == 40 and sample.sub_slices[0]["query"] == "label=truck"
@@ -59,8 +59,8 @@ def test_get_and_items_of_a_seeded_slice(client):
     assert len({i.uid for i in items}) == 100
     one = client.slices.get_item(OWNER, s.slug, items[42].uid)
     assert one.uid == items[42].uid and one.key == "images/000042.jpg"
-    assert one.dataset_slug == "street-scenes" and one.dataset_owner_name == OWNER and one.url.startswith("https://")
-    assert one.metadata["width"] == 1920 and one.created_at is not None and one.thumbnails
+    assert one.dataset_slug == "street-scenes" and one.dataset_owner_name == OWNER and "/_media/" in one.url
+    assert one.metadata["width"] == 1280 and one.created_at is not None and one.thumbnails
 
 
 # --- SDK: lifecycle ------------------------------------------------------------------------------------------

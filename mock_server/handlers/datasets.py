@@ -67,7 +67,7 @@ def get_dataset_item(ctx: Ctx) -> dict[str, Any]:
 
 def list_dataset_sequences(ctx: Ctx) -> dict[str, Any]:
     ds = _by_slug(ctx)
-    return ctx.page_of(ds.sequences, lambda s: wire.sequence(ds, s, detail=False))
+    return ctx.page_of(ds.sequences, lambda s: wire.sequence(ctx.world, ds, s, detail=False))
 
 
 def get_dataset_sequence(ctx: Ctx) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def get_dataset_sequence(ctx: Ctx) -> dict[str, Any]:
     if index is None:
         raise NotFound(f"Sequence {ctx.path['sequence_uid']!r} not found in {ds.owner_name}/{ds.slug}.")
     seq = ds.sequences[index]
-    out = wire.sequence(ds, seq, detail=True)
+    out = wire.sequence(ctx.world, ds, seq, detail=True)
     out["annotations"] = {"results": bulk_results(ds.objects.get(seq.uid, {}))}  # 3D cuboids / polylines
     return out
 
