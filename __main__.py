@@ -16,6 +16,7 @@ COMMANDS = {
     "snapshot": "avala_mock.mock_server.cli:snapshot",
     "contract": "avala_mock.contracts.cli:contract",
     "verify-client": "avala_mock.contracts.cli:verify_client_cmd",
+    "load": "avala_mock.load.cli:load",
 }
 
 

@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,7 +108,33 @@ async def completed_job(base: str) -> tuple[str, bytes, str]:
     raise RuntimeError("job did not complete")
 
 
+def measure_wrk(url: str, server_pid: int, args: argparse.Namespace) -> dict:
+    """wrk (C, one thread pinned to core 0) against a server pinned to core 1: the client is never the
+    bottleneck, so req/s is the server's ceiling on one core."""
+    os.sched_setaffinity(server_pid, {1})
+    cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{args.concurrency}", f"-d{args.duration:g}s", "--latency",
+           "-H", f"X-Avala-Api-Key: {HEADERS['X-Avala-Api-Key']}", url]
+    subprocess.run([*cmd[:5], "-d1s", *cmd[6:]], capture_output=True, check=True)  # warm-up
+    cpu0, t0 = proc_cpu(server_pid), time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu1, t1 = proc_cpu(server_pid), time.perf_counter()
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    pct = {p: _wrk_ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.M).group(1)) for p in ("50", "99")}
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50_ms": pct["50"], "p99_ms": pct["99"],
+            "requests": n, "elapsed": t1 - t0, "errors": int(errors.group(1)) if errors else 0,
+            "server_cpu": (cpu1 - cpu0) / (t1 - t0), "server_us_per_req": (cpu1 - cpu0) / max(1, n) * 1e6,
+            "client_cpu": 1.0, "other_cpu": 0.0}
+
+
+def _wrk_ms(text: str) -> float:
+    value = float(re.match(r"[\d.]+", text).group(0))
+    return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") else value
+
+
 def measure(url: str, server_pid: int, args: argparse.Namespace, expect_len: int) -> dict:
+    if args.client == "wrk":
+        return measure_wrk(url, server_pid, args)
     cmd = [sys.executable, __file__, "load", url, "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
            "--duration", str(args.duration), "--max-requests", str(args.max_requests), "--expect-len", str(expect_len)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -185,6 +213,8 @@ def main() -> None:
         p.add_argument("--max-requests", type=int, default=500_000, help="per phase, as a bound")
     load.add_argument("--expect-len", type=int, default=-1)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--client", choices=["aiohttp", "wrk"], default="wrk" if shutil.which("wrk") else "aiohttp",
+                    help="load generator: wrk (apt install wrk; pinned to core 0, servers to core 1) or our aiohttp one")
     args = ap.parse_args()
     if args.mode == "bare":
         asyncio.run(serve_bare(args.body_file, args.content_type))

@@ -174,7 +174,7 @@ def _middleware(state: MockState) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
         started = time.perf_counter()
-        media.ORIGIN.set(_origin(request))  # media URLs in answers point back where the client came from
+        media.ORIGIN.set(lambda: _origin(request))  # media URLs in answers point back where the client came from
         if request.path.startswith("/_mock/") or request.path == "/_mock":
             try:
                 check_control(request, state.control_token, state.control_hosts)

@@ -23,14 +23,14 @@ def validation_error(errors: dict[str, list[str]], where: str = "request") -> Ap
     return ApiError(400, summarize(errors, where), errors=errors)
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 def error_response(exc: AvalaError) -> web.Response:
     return json_response(exc.body(), exc.status, exc.headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body),
-        status=status,
-        headers=headers,
-        content_type="application/json",
-    )
+    # The header set directly, not through ``content_type=``: that path parses and rebuilds it per answer.
+    return web.Response(body=orjson.dumps(body), status=status,
+                        headers={"Content-Type": "application/json", **headers} if headers else JSON_HEADERS)

@@ -98,6 +98,7 @@ class AutoLabelJob:
             )
         self.cancelled_at: float | None = None
         self.settled = 0  # rows whose drafts are written to the project
+        self._ended: JobState | None = None  # the state once ended: it never changes after its instant
         self._summary_cache: tuple[int, dict] | None = None
         self._final: tuple[JobState, dict[str, Any] | None] | None = None  # set by ``retire``
 
@@ -130,11 +131,16 @@ class AutoLabelJob:
             return self._final[0].processed_items
         if t < self.start_at:
             return 0
+        if t >= self.end_at:  # every effective row is done by the end (the common case of a polled job)
+            return self.n_effective
         return int(np.searchsorted(self.done_at[: self.n_effective], t, side="right"))
 
     def state(self, now: float) -> JobState:
         if self._final is not None:
             return self._final[0]
+        ended = getattr(self, "_ended", None)  # absent in jobs restored from an older snapshot
+        if ended is not None and ended.completed_at is not None and now >= ended.completed_at:
+            return ended  # polled to death after the end: the answer is fixed
         t = now if self.cancelled_at is None else min(now, self.cancelled_at)
         cancelled = self.cancelled_at is not None and self.cancelled_at <= now
         if t < self.start_at:
@@ -151,14 +157,17 @@ class AutoLabelJob:
         n = self.total
         pct = round(100.0 * k / n, 2) if n else (100.0 if status == "completed" else 0.0)
         error = self.error_message if status == "failed" else None
-        return JobState(status, n, k, s, f, sk, pct, self.start_at, completed_at, error)
+        result = JobState(status, n, k, s, f, sk, pct, self.start_at, completed_at, error)
+        if status in TERMINAL:
+            self._ended = result
+        return result
 
     def is_active(self, now: float) -> bool:
         return self.state(now).status in ("pending", "running")
 
     def settle(self, now: float) -> None:
         """Write the drafts of items processed by ``now`` into the project (idempotent, incremental)."""
-        if self._final is not None:
+        if self._final is not None or self.settled >= self.n_effective:
             return
         t = now if self.cancelled_at is None else min(now, self.cancelled_at)
         k = self.processed_at(t)

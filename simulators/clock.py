@@ -10,6 +10,7 @@ Modes:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -141,7 +142,11 @@ class Clock:
 
 def iso(ts: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds and a Z, as Avala sends it."""
-    if ts is None:
-        return None
+    return None if ts is None else _iso(ts)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _iso(ts: float) -> str:
+    # Cached: an object's timestamps are rendered on every read of it, and strftime is a hot spot.
     dt = datetime.fromtimestamp(ts, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

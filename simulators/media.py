@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from contextvars import ContextVar
 from urllib.parse import quote
 
 from avala_mock.simulators.world import Dataset, World
 
 PREFIX = "/_media"
-ORIGIN: ContextVar[str | None] = ContextVar("avala_mock_media_origin", default=None)
+# A callable, not the string: most answers hold no media URL, so the origin is worked out only when used.
+ORIGIN: ContextVar[Callable[[], str | None] | None] = ContextVar("avala_mock_media_origin", default=None)
 FALLBACK_ORIGIN = "http://127.0.0.1:8000"
 
 
 def origin(world: World) -> str:
-    return ORIGIN.get() or world.shared.get("media_origin") or FALLBACK_ORIGIN
+    found = ORIGIN.get()
+    return (found() if found is not None else None) or world.shared.get("media_origin") or FALLBACK_ORIGIN
 
 
 def signature(world: World, rest: str) -> str:

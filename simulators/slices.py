@@ -82,9 +82,10 @@ def select(ds: Dataset, clauses: list[Clause]) -> np.ndarray:
         else:
             candidates = np.flatnonzero(mask)
             value = c.values[0]
-            keep = [i for i in candidates if (ITEM_KEY.format(i) == value if c.op == "=" else value in ITEM_KEY.format(i))]
+            keys = np.char.mod(ITEM_KEY.replace("{:06d}", "%06d"), candidates)  # in C, not a Python loop per item
+            hit = keys == value if c.op == "=" else np.char.find(keys, value) >= 0
             mask[:] = False
-            mask[np.asarray(keep, dtype=np.int64)] = True
+            mask[candidates[hit]] = True
     return np.flatnonzero(mask)
 
 
@@ -139,20 +140,27 @@ def create_slice(
         ds = find_dataset(store, ref)
         plan.append((ds, query, select(ds, parse_query(query))))
 
-    members: list[tuple[Dataset, int]] = []
-    seen: set[tuple[str, int]] = set()
+    # Members as (dataset, index array) runs, each item once in query order; a random selection picks
+    # positions in that order before any per-item object is made (a query can match a million items).
+    runs: list[tuple[Dataset, np.ndarray]] = []
+    seen: dict[str, np.ndarray] = {}
     described = []
     for ds, query, indices in plan:
-        fresh = [int(i) for i in indices if (ds.uid, int(i)) not in seen]
-        seen.update((ds.uid, i) for i in fresh)
-        members.extend((ds, i) for i in fresh)
+        taken = seen.setdefault(ds.uid, np.zeros(len(ds.item_uids), dtype=bool))
+        indices = np.asarray(indices, dtype=np.int64)
+        fresh = indices[~taken[indices]]
+        taken[fresh] = True
+        runs.append((ds, fresh))
         described.append({"dataset": ds.uid, "dataset_slug": ds.slug, "dataset_owner_name": ds.owner_name,
                           "query": query, "matched_item_count": len(indices)})
     uid = world.ids.uid()
-    if random_selection_count is not None and random_selection_count < len(members):
+    total = sum(len(fresh) for _, fresh in runs)
+    if random_selection_count is not None and random_selection_count < total:
         rng = np.random.default_rng([world.seed, uuid.UUID(uid).int & 0xFFFFFFFF])
-        chosen = np.sort(rng.choice(len(members), size=random_selection_count, replace=False))
-        members = [members[int(k)] for k in chosen]
+        chosen = np.sort(rng.choice(total, size=random_selection_count, replace=False))
+        starts = np.cumsum([0] + [len(fresh) for _, fresh in runs])
+        runs = [(ds, fresh[chosen[(chosen >= a) & (chosen < b)] - a]) for (ds, fresh), a, b in zip(runs, starts, starts[1:])]
+    members: list[tuple[Dataset, int]] = [(ds, i) for ds, fresh in runs for i in fresh.tolist()]
     now = world.clock.now()
     if ready:
         timeline = Timeline([("creating", now - 60.0), ("ready", now - 30.0)])

@@ -5,6 +5,7 @@ lookup a request makes goes through that store and cannot see another organisati
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import secrets
@@ -29,6 +30,13 @@ DEFAULT_RETENTION = 10_000
 
 
 def key_digest(key: str) -> str:
+    # Every request hashes its key (twice: rate-limit bucket, then authentication); short keys, the only
+    # real ones, are remembered, so an invented 60 KB key costs a hash and never a cache slot.
+    return _short_key_digest(key) if len(key) <= 128 else hashlib.sha256(key.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _short_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 

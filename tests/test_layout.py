@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("mock_server", "simulators", "fixtures", "contracts")
+LAYERS = ("mock_server", "simulators", "fixtures", "contracts", "load")
 
 
 def test_layers_are_one_way_and_no_package_has_an_import_cycle():

@@ -1,0 +1,91 @@
+"""``avala-mock load`` as a user runs it: Locust in a child process against a real mock, then its reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from avala_mock.mock_server.state import ServerConfig
+from avala_mock.mock_server.testing import LiveServer
+
+# Never import locust here: it patches the standard library with gevent; the command runs it in a child.
+
+
+def template_args(html: str) -> dict[str, Any]:
+    """The data Locust's report page draws from: ``window.templateArgs = {...}`` (JSON)."""
+    marker = "window.templateArgs = "
+    start = html.index(marker) + len(marker)
+    args, _ = json.JSONDecoder().raw_decode(html, start)
+    return args
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_load_run_writes_charts_and_stats_by_route(tmp_path: Path):
+    html_path = tmp_path / "r.html"
+    with LiveServer(ServerConfig(time_scale="instant", seed=5, rate_limit=10**9)) as server:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "avala_mock", "load", "--base-url", server.base_url, "--api-key", server.api_key,
+             "--users", "20", "--spawn-rate", "20", "--run-time", "20s", "--html", str(html_path),
+             "--csv", str(tmp_path / "r"), "--allow-failures"],
+            capture_output=True, text=True, timeout=120,
+        )
+        elapsed = time.monotonic() - started
+        journal = server.control("GET", "journal", params={"limit": 100000})
+    out = done.stdout + done.stderr
+    print(f"load run: {elapsed:.1f}s")
+    assert done.returncode == 0, out[-4000:]
+    assert server.api_key not in out  # the key travels in the environment only
+
+    summary = [line for line in done.stdout.splitlines() if "req/s" in line and "p50/p95/p99" in line]
+    assert summary and "auto-label jobs completed" in summary[0], done.stdout[-2000:]
+    assert f"HTML report: {html_path}" in done.stdout and "r_stats.csv" in done.stdout
+
+    args = template_args(html_path.read_text(encoding="utf-8"))
+    history = args["history"]
+    assert history, "the report has no chart data"
+    assert any(point["current_rps"][1] > 0 for point in history)
+    assert any(point["response_time_percentile_0.5"][1] > 0 and point["response_time_percentile_0.95"][1] > 0
+               for point in history)
+    names = {(s["method"], s["name"]) for s in args["requests_statistics"]}
+    assert ("JOB", "auto-label time-to-complete") in names
+
+    stats = {(row["Type"], row["Name"]): row for row in read_csv(tmp_path / "r_stats.csv")}
+    for key in [("GET", "/projects/"), ("POST", "/fleet/events/batch/"), ("JOB", "auto-label time-to-complete"),
+                ("GET", "/datasets/{owner}/{slug}/items/"), ("GET", "/agents/")]:
+        assert key in stats and int(stats[key]["Request Count"]) >= 1, (key, sorted(stats))
+    assert not [k for k in stats if "?" in k[1]], "requests are named by route template, without queries"
+
+    failures = read_csv(tmp_path / "r_failures.csv")
+    assert not [f for f in failures if "5xx" in f["Error"] or "connection error" in f["Error"]], failures
+    assert not [e for e in journal["entries"] if e["status"] >= 500]
+    assert any(e["path"].endswith("/fleet/events/batch/") and e["status"] == 201 for e in journal["entries"])
+
+
+@pytest.mark.parametrize("content, says", [
+    ("browse: 5\nteleport: 1\n", "unknown behaviour 'teleport'"),
+    ('{"browse": 5, "fleet": -1}', "negative"),
+    ("browse: 0\n", "every weight is 0"),
+    ("- browse\n", "expected a mapping"),
+])
+def test_bad_mix_file_is_a_usage_error(tmp_path: Path, content: str, says: str):
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "avala_mock", "load", "--base-url", "http://127.0.0.1:9/api/v1", "--api-key", "k",
+         "--users", "1", "--run-time", "1s", "--mix", str(mix)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--mix" in done.stderr and says in done.stderr
