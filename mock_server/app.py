@@ -73,6 +73,9 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         plane.add_routes(app, state)
     app.router.add_get("/healthz", _healthz(state))
     event_worker.register(app, state)  # webhook/callback POSTs in the background, on the virtual clock
+    if state.replicator is not None:  # a worker sharing its world: stay current while idle
+        app.on_startup.append(state.replicator.start_following)
+        app.on_cleanup.append(state.replicator.stop_following)
     if state.durability is not None:  # rebuild from --state-dir before the first request is served
         state.durability.open(app, {**found, **control_handlers})
         app.on_cleanup.append(state.durability.close)
@@ -118,41 +121,62 @@ def _endpoint(op: Operation, fn: Callable | None, state: MockState) -> Callable:
     if fn is not None and inspect.iscoroutinefunction(fn):  # an operation runs at one pinned instant
         raise TypeError(f"handler {op.operation_id} must be synchronous")
 
-    async def endpoint(request: web.Request) -> web.StreamResponse:
+    logged = op.method not in UNLOGGED and not op.ephemeral and not op.replaces_world
+
+    def authenticate(request: web.Request, world: Any) -> tuple[str | None, Any, Any]:
+        if not op.secured:
+            return None, None, None
+        keys = request.headers.getall(API_KEY_HEADER, [])
+        if len(keys) > 1:
+            raise ApiError(400, f"Send one {API_KEY_HEADER} header, not {len(keys)}.")
+        key = keys[0] if keys else None
+        if not key:
+            raise ApiError(401, "Authentication credentials were not provided.")
+        found = world.resolve_key(key)
+        if found is None:
+            raise ApiError(401, "Invalid API key.")
+        request[ORGANIZATION] = found[0].org.slug  # for the journal and the request log
+        return key, found[0], found[1]
+
+    def run(request: web.Request, key: str | None, store: Any, user: Any, path: dict, query: dict, body: Any) -> web.StreamResponse:
         world = state.world
-        store = user = key = None
-        if op.secured:
-            keys = request.headers.getall(API_KEY_HEADER, [])
-            if len(keys) > 1:
-                raise ApiError(400, f"Send one {API_KEY_HEADER} header, not {len(keys)}.")
-            key = keys[0] if keys else None
-            if not key:
-                raise ApiError(401, "Authentication credentials were not provided.")
-            found = world.resolve_key(key)
-            if found is None:
-                raise ApiError(401, "Invalid API key.")
-            store, user = found
-            request[ORGANIZATION] = store.org.slug  # for the journal and the request log
-        if fn is None:
-            raise not_implemented(op)
-        query = op.parse_query(request.query)
-        body = await _read_body(request, op, state.config) if op.body else None
-        path = dict(request.match_info)
         ctx = Ctx(request, world, store, user, path, query, body)  # type: ignore[arg-type]
         durable = state.durability
         with world.clock.pinned():  # one instant per operation (and the same instant when it is replayed)
-            if durable is not None and op.method not in UNLOGGED and not op.ephemeral and not op.replaces_world:
+            if durable is not None and logged:
                 with durable.operation(op.operation_id, request, key, path, query, body):
-                    result = fn(ctx)
+                    result = fn(ctx)  # type: ignore[misc]
             else:
-                result = fn(ctx)
+                result = fn(ctx)  # type: ignore[misc]
         if durable is not None and op.replaces_world:
             durable.checkpoint()  # the new world is the starting point, on disk before the answer
+            if state.replicator is not None:
+                state.replicator.replaced_world()
         if isinstance(result, web.StreamResponse):
             return result
         if op.success_status == 204:
             return web.Response(status=204)
         return json_response(result, op.success_status)
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        key, store, user = authenticate(request, state.world)
+        if fn is None:
+            raise not_implemented(op)
+        query = op.parse_query(request.query)
+        body = await _read_body(request, op, state.config) if op.body else None
+        path = dict(request.match_info)
+        replicator = state.replicator
+        if replicator is None:
+            return run(request, key, store, user, path, query, body)
+        # Workers sharing one world: a change runs under the write lock once current with the shared log;
+        # a read catches up first. The key is resolved again: the world may have moved on meanwhile.
+        if logged or op.replaces_world:
+            async with replicator.exclusive():
+                key, store, user = authenticate(request, state.world)
+                return run(request, key, store, user, path, query, body)
+        await replicator.catch_up()
+        key, store, user = authenticate(request, state.world)
+        return run(request, key, store, user, path, query, body)
 
     endpoint.__name__ = op.operation_id
     endpoint.operation_id = op.operation_id  # type: ignore[attr-defined]  # read by the journal and shaping

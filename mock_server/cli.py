@@ -69,6 +69,12 @@ if TYPE_CHECKING:
               help="With --state-dir: disk sync per record (always), every 50 ms (batch) or left to the OS (never).")
 @click.option("--compact-every", default=10_000, show_default=True, type=click.IntRange(100),
               help="With --state-dir: log records between two snapshots.")
+@click.option("--redis", "redis_url", default=None, envvar="AVALA_MOCK_REDIS", metavar="URL",
+              help="Share one world with the other workers given the same Redis URL and --redis-prefix "
+                   "(they may run on other machines) [env AVALA_MOCK_REDIS].")
+@click.option("--redis-prefix", default="avala-mock", show_default=True, help="With --redis: the world's keys in Redis.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="With --redis: this many worker processes on one port (SO_REUSEPORT); the kernel spreads connections.")
 @click.option("--deterministic-secrets", is_flag=True,
               help="Derive secrets (storage signing key, webhook and agent secrets, tokens) from --seed, for byte-identical replays.")
 def serve(**opts: Any) -> None:
@@ -83,6 +89,14 @@ def serve(**opts: Any) -> None:
 
     _configure_logging(opts.pop("log_level"), opts.pop("log_format"))
     port = opts.pop("port")
+    workers = opts.pop("workers")
+    if workers > 1:
+        if not opts.get("redis_url"):
+            raise click.UsageError("--workers needs --redis: workers share their world through it.")
+        if port == 0:
+            raise click.UsageError("--workers needs a fixed --port: they listen on the same one.")
+        _spawn_workers(workers)
+        return
     try:
         Clock.from_cli(opts["time_scale"], opts["manual_clock"])
         rate_rules = [_rate_rule(r, opts["rate_window"]) for r in opts.pop("rate_rules")]
@@ -91,7 +105,7 @@ def serve(**opts: Any) -> None:
         app = create_app(config)
     except AvalaError as exc:
         raise click.UsageError(exc.detail) from None
-    asyncio.run(_serve(app, config.host, port, started))
+    asyncio.run(_serve(app, config.host, port, started, reuse_port=bool(config.redis_url)))
 
 
 def _rate_rule(text: str, window: float) -> dict:
@@ -106,7 +120,48 @@ def _rate_rule(text: str, window: float) -> dict:
         raise ShapingError(f"--rate-limit-rule {text!r}: expected PATTERN=LIMIT[/WINDOW]") from None
 
 
-async def _serve(app: web.Application, host: str, port: int, started: float) -> None:
+def _spawn_workers(n: int) -> None:
+    """Run ``n`` copies of this command (without ``--workers``) as child processes; stop them by PID on
+    Ctrl-C or SIGTERM. The first prints its banner; all listen on the same port."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    args = sys.argv[1:]
+    cleaned, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--workers":
+            skip = True
+            continue
+        if a.startswith("--workers="):
+            continue
+        cleaned.append(a)
+    children = []
+    for i in range(n):
+        out = None if i == 0 else subprocess.DEVNULL
+        children.append(subprocess.Popen([sys.executable, "-m", "avala_mock", *cleaned], stdout=out,
+                                         env={**os.environ, "AVALA_MOCK_WORKER": str(i)}))
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for child in children:
+            child.wait()
+    except KeyboardInterrupt:
+        stop()
+        for child in children:
+            child.wait()
+
+
+async def _serve(app: web.Application, host: str, port: int, started: float, reuse_port: bool = False) -> None:
     import asyncio
     import os
     import signal
@@ -119,7 +174,7 @@ async def _serve(app: web.Application, host: str, port: int, started: float) -> 
     state = app[STATE]
     try:
         runner, site = await serving.start(app, host, port, idle_timeout=state.config.idle_timeout,
-                                           max_connections=state.config.max_connections)
+                                           max_connections=state.config.max_connections, reuse_port=reuse_port)
     except OSError as exc:
         click.secho(f"cannot bind {host}:{port}: {exc.strerror}", fg="red", err=True)
         sys.exit(2)

@@ -81,6 +81,7 @@ class Durability:
         self.replayed = 0
         self._records: list[dict[str, Any]] = []
         self._restored = False
+        self.shared = False  # the log is shared with other workers (mock_server/replication.py)
 
     # -- start-up ---------------------------------------------------------------------------------------
     def restore(self) -> bool:
@@ -199,7 +200,8 @@ class Durability:
     async def close(self, app: web.Application | None = None) -> None:
         if self._compacting is not None:
             await self._compacting
-        self.checkpoint()
+        if not self.shared:  # a shared log's snapshot is written only under the write lock
+            self.checkpoint()
         self.store.close()
 
 

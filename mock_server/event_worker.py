@@ -62,7 +62,12 @@ class EventWorker:
                 pass
             self.wake.clear()
             try:
-                self.drain_once()
+                replicator = self.state.replicator
+                if replicator is None:
+                    self.drain_once()
+                elif events.bus(self.state.world).ready(self.state.world.clock.now()):
+                    async with replicator.exclusive():  # workers sharing a world: one of them drains each event
+                        self.drain_once()
             except Exception:  # a bug must not stop deliveries for the rest of the run
                 log.exception("event drain failed")
 
@@ -106,7 +111,12 @@ class EventWorker:
                 text = f"Not sent: {exc.os_error}." if refused else f"Connection failed: {type(exc).__name__}."
             except (aiohttp.ClientError, OSError) as exc:  # refused, reset, DNS: the URL itself is not echoed
                 text = f"Connection failed: {type(exc).__name__}."
-        self._report(bus, out, status, text)
+        replicator = self.state.replicator
+        if replicator is None:
+            self._report(bus, out, status, text)
+        else:
+            async with replicator.exclusive():  # the attempt is a change of the shared world
+                self._report(bus, out, status, text)
         self.wake.set()  # a retry may already be due (instant clock)
 
     def _report(self, bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:

@@ -88,8 +88,8 @@ class GuardedFactory:
 class GuardedSite(web.TCPSite):
     """``TCPSite`` listening through ``GuardedFactory``."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int) -> None:
-        super().__init__(runner, host, port, backlog=256)
+    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int, reuse_port: bool | None = None) -> None:
+        super().__init__(runner, host, port, backlog=256, reuse_port=reuse_port)
         self.max_connections = max_connections
         self.factory: GuardedFactory | None = None
 
@@ -139,12 +139,13 @@ def quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def start(app: web.Application, host: str, port: int, *, idle_timeout: float = 15.0,
-                max_connections: int = 1000) -> tuple[web.AppRunner, GuardedSite]:
-    """Serve ``app`` on ``host:port`` (0 = a free port; ``site.port`` says which) until ``runner.cleanup()``."""
+                max_connections: int = 1000, reuse_port: bool = False) -> tuple[web.AppRunner, GuardedSite]:
+    """Serve ``app`` on ``host:port`` (0 = a free port; ``site.port`` says which) until ``runner.cleanup()``.
+    ``reuse_port``: several worker processes listen on one port and the kernel spreads connections."""
     quiet_loop_errors(asyncio.get_running_loop())
     runner = make_runner(app, idle_timeout)
     await runner.setup()
-    site = GuardedSite(runner, host, port, connection_cap(max_connections))
+    site = GuardedSite(runner, host, port, connection_cap(max_connections), reuse_port=reuse_port or None)
     try:
         await site.start()
     except BaseException:

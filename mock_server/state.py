@@ -52,6 +52,8 @@ class ServerConfig:
     state_dir: str | None = None  # keep the state here (command log + snapshots); None: in memory only
     fsync: str = "batch"  # always | batch | never (simulators/commandlog.py FileLog)
     compact_every: int = 10_000  # log records between two snapshots
+    redis_url: str | None = None  # share one world with other workers through this Redis (mock_server/replication.py)
+    redis_prefix: str = "avala-mock"  # the keys of that world in Redis (workers of one world use the same)
 
 
 @dataclass
@@ -79,6 +81,13 @@ class MockState:
         self.shaping = Shaping(self.config.seed)
         self.journal = Journal(self.config.journal_size)
         self.durability: Durability | None = None
+        self.replicator = None
+        if cfg.redis_url:
+            from avala_mock.mock_server.replication import Replicator
+
+            self.replicator = Replicator.for_state(self, cfg.redis_url, cfg.redis_prefix)
+            self.replicator.start(lambda: self.load(self.scenario))
+            return
         if cfg.state_dir:
             self.durability = Durability(self, FileLog(cfg.state_dir, cfg.fsync), cfg.compact_every)
         if self.durability is None or not self.durability.restore():  # a state directory's world wins

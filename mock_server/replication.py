@@ -1,0 +1,210 @@
+"""Several workers, one world: the durable-state command log (mock_server/durability.py) kept in a Redis
+stream that every worker appends to and applies.
+
+Each worker holds the whole world in memory and stays current by applying the records the others
+appended. The rules that make that consistent:
+
+* **writes are serialised** — a state-changing operation takes the world's write lock in Redis, applies
+  every record it has not seen yet, runs, appends its record (and what it set off) to the stream and only
+  then answers and releases the lock; so records are applied everywhere in one order, seeded draws (uids)
+  come out the same on every worker, and of two concurrent auto-label creates on one project exactly one
+  answers 202 (the second sees the first's job and answers 409);
+* **reads catch up first** — a read applies the stream's new records before answering, so a write that
+  one worker acknowledged is seen by the next read on any worker (read-your-writes across workers);
+* **one world to start from, one clock** — the first worker builds the world and stores it as the snapshot;
+  the others load that snapshot (secrets, uids and the clock's anchor included) and apply the stream;
+* **each event dispatched once** — draining due events is a state change like any other: under the lock,
+  after catching up, so the worker that drains an event sends it, and the drain record tells the others it
+  is gone.
+
+Redis is the only shared component; a worker that dies loses nothing acknowledged (its records are in the
+stream) and the others keep serving. Not covered: a webhook send in flight on a worker that dies is not
+re-sent by another (the delivery keeps its earlier attempts and schedule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from avala_mock.mock_server import snapshot
+from avala_mock.simulators import events
+from avala_mock.simulators.commandlog import LogStore, frame, pack_snapshot, unframe, unpack_snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from avala_mock.mock_server.durability import Durability
+
+log = logging.getLogger("avala_mock.replication")
+LOCK_TTL_MS = 10_000  # a lock holder that died is waited for this long at most
+LOCK_POLL_S = 0.001
+CATCH_UP_EVERY_S = 0.05  # idle workers stay this current, so due events are drained promptly
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class RedisLog(LogStore):
+    """The command log as a Redis stream (``<prefix>:log``), a record counter and a snapshot key."""
+
+    def __init__(self, url: str, prefix: str, worker: str) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise SystemExit("--redis needs the redis client: pip install 'avala-mock[workers]'") from None
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix, self.worker = prefix, worker
+        self.stream, self.snapshot_key, self.counter = f"{prefix}:log", f"{prefix}:snapshot", f"{prefix}:n"
+        self.last_id = "0-0"  # the last stream entry this worker has applied (or written)
+
+    def append(self, record: dict[str, Any]) -> int:
+        n = int(self.redis.incr(self.counter)) - 1
+        self.last_id = self.redis.xadd(self.stream, {"n": n, "w": self.worker, "r": frame(record)}).decode()
+        return n
+
+    def read(self) -> tuple[bytes | None, list[dict[str, Any]]]:
+        blob = self.redis.get(self.snapshot_key)
+        state, upto = unpack_snapshot(blob) if blob else (None, 0)
+        records = []
+        for entry_id, record, n, _worker in self._entries("-"):
+            self.last_id = entry_id
+            if n >= upto:
+                records.append(record)
+        return state, records
+
+    def new_entries(self) -> list[tuple[str, dict[str, Any], int, str]]:
+        """Entries after the last one this worker has seen, oldest first."""
+        return self._entries(f"({self.last_id}")
+
+    def _entries(self, start: str) -> list[tuple[str, dict[str, Any], int, str]]:
+        out = []
+        for entry_id, fields in self.redis.xrange(self.stream, min=start):
+            records, _ = unframe(fields[b"r"])
+            out.append((entry_id.decode(), records[0], int(fields[b"n"]), fields[b"w"].decode()))
+        return out
+
+    def position(self) -> int:
+        return int(self.redis.get(self.counter) or 0)
+
+    def checkpoint(self, state: bytes, upto: int) -> None:
+        self.redis.set(self.snapshot_key, pack_snapshot(state, upto))
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+class Replicator:
+    """One worker's side: start from the shared snapshot, catch up, and serialise writes."""
+
+    def __init__(self, state: Any, durability: Durability, log_store: RedisLog) -> None:
+        self.state, self.durability, self.log = state, durability, log_store
+        self.worker = log_store.worker
+        self.inflight: dict[str, events.Outgoing] = {}
+        self._held = 0  # nesting depth of this worker's hold on the write lock
+        self._catching = asyncio.Lock()  # one catch-up at a time: each record is applied once
+        self._local = asyncio.Lock()  # one coroutine of this worker waits for the Redis lock, not all of them
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def for_state(cls, state: Any, url: str, prefix: str) -> Replicator:
+        from avala_mock.mock_server.durability import Durability
+
+        worker = f"{os.getpid()}-{secrets.token_hex(4)}"
+        store = RedisLog(url, prefix, worker)
+        # No compaction and no snapshot at exit: a worker's state may lag the stream between two catch-ups,
+        # so only the first worker's snapshot (and the world replacements, made under the lock) are written.
+        durability = Durability(state, store, compact_every=1 << 62)
+        durability.shared = True
+        state.durability = durability
+        return cls(state, durability, store)
+
+    def start(self, build: Any) -> None:
+        """Adopt the shared world, or build it and make it the shared one (under a start-up lock, so two
+        workers starting together do not both build)."""
+        with self.log.redis.lock(f"{self.log.prefix}:startup", timeout=120, blocking_timeout=120):
+            if not self.durability.restore():
+                build()
+                self.durability.checkpoint()
+                self.durability._restored = True  # open() applies the (no) records instead of checkpointing
+
+    # -- serving ---------------------------------------------------------------------------------------
+    async def catch_up(self) -> int:
+        """Apply what other workers appended since this worker last looked; returns how many records."""
+        async with self._catching:
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        # Blocking calls, not a thread hop: a localhost Redis answers in tens of microseconds, less than
+        # handing the call to a thread and back costs.
+        entries = self.log.new_entries()
+        applied = 0
+        for entry_id, record, _n, worker in entries:
+            self.log.last_id = entry_id
+            if worker == self.worker:
+                continue
+            if record["k"] == "reload":  # another worker replaced the world: load its snapshot
+                saved, _ = self.log.read()
+                if saved is not None:
+                    self.state.restore(snapshot.decode_state(saved))
+                self.log.last_id = entry_id
+                continue
+            try:
+                self.durability._apply(record, self.inflight)
+            except Exception:  # it succeeded where it ran; a failure here is a bug, logged, not fatal
+                log.exception("applying record %s (%s) from worker %s failed", record.get("n"), record.get("k"), worker)
+            applied += 1
+        return applied
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the world's write lock (re-entrant within this worker), current with the stream."""
+        if self._held:
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            return
+        token = f"{self.worker}:{secrets.token_hex(4)}"
+        key = f"{self.log.prefix}:lock"
+        r = self.log.redis
+        async with self._local:
+            deadline = time.monotonic() + LOCK_TTL_MS / 1000 * 3
+            while not r.set(key, token, nx=True, px=LOCK_TTL_MS):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the shared world's write lock was not released in time")
+                await asyncio.sleep(LOCK_POLL_S)
+            self._held = 1
+            try:
+                await self.catch_up()
+                yield
+            finally:
+                self._held = 0
+                r.eval(_RELEASE, 1, key, token)
+
+    def replaced_world(self) -> None:
+        """After a reset or a load (already checkpointed): tell the other workers to reload."""
+        self.durability._append({"k": "reload", "t": self.state.world.clock.now()})
+
+    async def start_following(self, app: object = None) -> None:
+        self._task = asyncio.create_task(self.follow(), name="avala-mock-replication")
+
+    async def stop_following(self, app: object = None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def follow(self) -> None:
+        """Keep an idle worker current (so it drains due events promptly and answers reads fast)."""
+        while True:
+            await asyncio.sleep(CATCH_UP_EVERY_S)
+            try:
+                if not self._held:
+                    await self.catch_up()
+            except Exception:
+                log.exception("catching up with the shared log failed")
