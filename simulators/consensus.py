@@ -56,11 +56,10 @@ def _pool(store: OrgStore) -> list[Any]:
 
 
 def _panel(world: World, store: OrgStore, project: Project) -> _Panel:
-    """The project's panel, sampled on first use and kept in a private per-organisation collection."""
-    cache = collection(store, PANELS)
+    """The project's panel of annotators and what each drew, sampled from the seed whenever a computation
+    starts (the same draws every time; not kept: it is ~2 MB per 5,000-item project and a computation's
+    scores are stored with it)."""
     signature = (len(project.rows), tuple(project.labels))
-    if project.uid in cache and cache.get(project.uid)["_panel"].signature == signature:
-        return cache.get(project.uid)["_panel"]
     pool = _pool(store)
     n_users = max(len(pool), 1)
     skill_rng = np.random.default_rng([world.seed, 4242, project.dataset.seq])
@@ -95,9 +94,7 @@ def _panel(world: World, store: OrgStore, project: Project) -> _Panel:
     box = boxes[:, None, :] + noise
     box[:, :, 2:] = np.maximum(box[:, :, 2:], 1.0)
     spurious = rng.poisson(0.08, size=(n, MAX_ANNOTATORS))
-    panel = _Panel(count, users, obj_row, kept, label, box, spurious, [u.username for u in pool], signature)
-    cache.add({"uid": project.uid, "_panel": panel})
-    return panel
+    return _Panel(count, users, obj_row, kept, label, box, spurious, [u.username for u in pool], signature)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

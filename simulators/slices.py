@@ -29,6 +29,7 @@ VISIBILITIES = ("private", "unlisted", "public")
 RESERVED_SLUGS = ("list",)
 # The key an image item carries; mirrors mock_server/wire.py dataset_item (the backend has no key field).
 ITEM_KEY = "images/{:06d}.jpg"
+KEY_CHUNK = 65_536  # item keys formatted at once by a key query (a million would be ~70 MB of text)
 INDEX_BASE_S, INDEX_PER_ITEM_S = 2.0, 0.001
 _CLAUSE = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<op>!=|=|~)\s*(?P<value>.*?)\s*$")
 _SPLIT = re.compile(r"\s*&\s*|\s+and\s+", re.IGNORECASE)
@@ -82,8 +83,10 @@ def select(ds: Dataset, clauses: list[Clause]) -> np.ndarray:
         else:
             candidates = np.flatnonzero(mask)
             value = c.values[0]
-            keys = np.char.mod(ITEM_KEY.replace("{:06d}", "%06d"), candidates)  # in C, not a Python loop per item
-            hit = keys == value if c.op == "=" else np.char.find(keys, value) >= 0
+            hit = np.zeros(len(candidates), dtype=bool)
+            for a in range(0, len(candidates), KEY_CHUNK):  # in C, a chunk at a time: bounded memory
+                keys = np.char.mod(ITEM_KEY.replace("{:06d}", "%06d"), candidates[a:a + KEY_CHUNK])
+                hit[a:a + KEY_CHUNK] = keys == value if c.op == "=" else np.char.find(keys, value) >= 0
             mask[:] = False
             mask[candidates[hit]] = True
     return np.flatnonzero(mask)

@@ -20,6 +20,7 @@ import numpy as np
 from avala_mock.simulators.clock import Clock
 from avala_mock.simulators.errors import NotFound
 from avala_mock.simulators.model import DEFAULT_PROFILES, GroundTruth, ModelProfile
+from avala_mock.simulators.uidcolumn import UidColumn, UidIndex, draw_bits, uuid4_text
 
 # result_state values of a project's items
 NO_RESULT, HUMAN_RESULT, DRAFT_RESULT, ACCEPTED_RESULT, REJECTED_RESULT = 0, 1, 2, 3, 4
@@ -40,14 +41,6 @@ def _short_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _uuid4(bits: int) -> str:
-    """``str(uuid.UUID(int=bits, version=4))`` without building a UUID object (3x faster: world start-up)."""
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
-    bits = (bits & ~(0xF000 << 64)) | (4 << 76)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 class Ids:
     """Seeded uid source, so the same seed gives the same uids (design principle 4).
 
@@ -61,12 +54,17 @@ class Ids:
 
     def uid(self) -> str:
         with self._lock:
-            return _uuid4(self._rng.getrandbits(128))
+            return uuid4_text(self._rng.getrandbits(128))
 
     def many(self, n: int) -> list[str]:
         with self._lock:
             bits = [self._rng.getrandbits(128) for _ in range(n)]
-        return [_uuid4(b) for b in bits]
+        return [uuid4_text(b) for b in bits]
+
+    def column(self, n: int) -> UidColumn:
+        """``n`` uids as ``many(n)`` would give them, held as a column (uidcolumn.py)."""
+        with self._lock:
+            return UidColumn(*draw_bits(self._rng, n))
 
     def hex(self, n: int = 32) -> str:
         with self._lock:
@@ -156,6 +154,33 @@ class Sequence:
     camera_calibration: list[dict]
 
 
+class RowLookup:
+    """Dataset item index -> project row, dict-like. A project's rows are usually one contiguous run of
+    the dataset (the seeded ones always are): then it is arithmetic, not a dict of every row."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        n = len(rows)
+        self.start = int(rows[0]) if n else 0
+        self.n = n
+        contiguous = n == 0 or int(rows[-1]) - self.start + 1 == n and bool(np.all(np.diff(rows) == 1))
+        self.rows = None if contiguous else {int(r): i for i, r in enumerate(rows)}
+
+    def get(self, index: int, default: int | None = None) -> int | None:
+        if self.rows is not None:
+            return self.rows.get(index, default)
+        row = index - self.start
+        return row if 0 <= row < self.n else default
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, (int, np.integer)) and self.get(int(index)) is not None
+
+    def __getitem__(self, index: int) -> int:
+        row = self.get(index)
+        if row is None:
+            raise KeyError(index)
+        return row
+
+
 @dataclass
 class Dataset:
     uid: str
@@ -168,12 +193,12 @@ class Dataset:
     updated_at: float
     seq: int
     labels: list[str]
-    item_uids: list[str]
+    item_uids: Any  # list[str], or a UidColumn for seeded datasets (same interface: len, [i], iteration)
     gt: GroundTruth
     image_size: tuple[int, int] = (1280, 720)
     status: str = "created"
     sequences: list[Sequence] = field(default_factory=list)
-    item_index: dict[str, int] = field(default_factory=dict)
+    item_index: Any = field(default_factory=dict)  # uid -> index: a dict, or a UidIndex over a UidColumn
     model_outputs: dict[str, Any] = field(default_factory=dict)  # model family -> ModelOutput, sampled on first use
     sequence_index: dict[str, int] = field(default_factory=dict)
     # Added for create/health/transfer/bulk edit (simulators/datasets.py, simulators/annotations.py):
@@ -188,7 +213,8 @@ class Dataset:
     bulk_projects: dict[str, str] = field(default_factory=dict)  # "object_type|object_name" -> project uid
 
     def __post_init__(self) -> None:
-        self.item_index = {u: i for i, u in enumerate(self.item_uids)}
+        uids = self.item_uids
+        self.item_index = UidIndex(uids) if isinstance(uids, UidColumn) else {u: i for i, u in enumerate(uids)}
         self.sequence_index = {s.uid: i for i, s in enumerate(self.sequences)}
 
     @property
@@ -222,7 +248,7 @@ class Project:
     result_state: np.ndarray = field(default=None)  # type: ignore[assignment]
     result_job: np.ndarray = field(default=None)  # type: ignore[assignment]
     active_job: Any = None  # the latest AutoLabelJob; the engine decides if it is still active
-    row_of_item: dict[int, int] = field(default_factory=dict)
+    row_of_item: Any = field(default_factory=dict)  # dataset item index -> project row (RowLookup)
 
     def __post_init__(self) -> None:
         n = len(self.rows)
@@ -230,7 +256,7 @@ class Project:
             self.result_state = np.zeros(n, dtype=np.int8)
         if self.result_job is None:
             self.result_job = np.full(n, -1, dtype=np.int32)
-        self.row_of_item = {int(r): i for i, r in enumerate(self.rows)}
+        self.row_of_item = RowLookup(self.rows)
 
     def settle(self, now: float) -> Project:
         """The project as of ``now``: the drafts its latest auto-label job has produced by then are in

@@ -85,6 +85,15 @@ def test_workers_share_writes_jobs_clock_and_pages(redis_url):
         assert c.get(f"webhooks/{hook['uid']}/").status_code == 200
         org = a.post("organizations/", json={"name": "Shared Org"}).json()
         assert c.get(f"organizations/{org['slug']}/").json()["uid"] == org["uid"]
+        # an upload: presigned on one worker, its bytes PUT to that worker's storage plane, completed on another
+        grant = a.post("datasets/manual-upload/file-upload-url/", json={
+            "dataset_name": "Shared Uploads", "file_path_in_dataset": "a/one.jpg", "content_length": 5,
+            "upload_protocol_version": 2, "dataset_upload_uid": "0b5f3c8e-2a41-4d7e-9c1a-5e6f7a8b9c0d"}).json()
+        put = httpx.request(grant["method"], grant["url"], content=b"12345", headers=grant.get("headers") or {}) \
+            if grant["method"] == "PUT" else httpx.post(grant["url"], data=grant["fields"], files={"file": ("one.jpg", b"12345")})
+        assert put.status_code < 300, put.text
+        done = b.post(f"datasets/manual-upload/uploads/{grant['upload_uid']}/complete/", json={})
+        assert done.status_code == 200 and done.json()["complete"], done.text
         for x in clients:
             x.close()
     finally:
