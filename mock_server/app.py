@@ -32,6 +32,7 @@ STARTED = time.time()
 
 
 SPEC = web.AppKey("spec", Spec)
+API_PREFIX = "/api/"  # the Avala API (rate limits, shaping, journal); everything else is the mock's own
 ORGANIZATION = web.RequestKey("organization", str)  # the key's organisation, once authenticated
 
 
@@ -195,20 +196,25 @@ async def _read_body(request: web.Request, op: Operation, config: ServerConfig) 
 
 
 def _middleware(state: MockState) -> Callable:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-        started = time.perf_counter()
-        media.ORIGIN.set(lambda: _origin(request))  # media URLs in answers point back where the client came from
+    async def _off_api(request: web.Request, handler: Callable, started: float) -> web.StreamResponse:
+        """The mock's own planes: the control API (guarded, logged at debug), storage, media, health."""
         if request.path.startswith("/_mock/") or request.path == "/_mock":
             try:
                 check_control(request, state.control_token, state.control_hosts)
             except ApiError as exc:
                 return _logged(request, error_response(exc), started, level=logging.DEBUG)
             return _logged(request, await _guarded(request, handler), started, level=logging.DEBUG)
-        if request.path.startswith(("/_storage/", "/_downloads/", "/_media/")) or request.path == "/healthz":
-            return _logged(request, await _guarded(request, handler), started)
+        return _logged(request, await _guarded(request, handler), started)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+        started = time.perf_counter()
+        media.ORIGIN.set(lambda: _origin(request))  # media URLs in answers point back where the client came from
+        path = request.path
+        if not path.startswith(API_PREFIX):
+            return await _off_api(request, handler, started)
         op_id = getattr(request.match_info.route.handler, "operation_id", None)
-        method, path = request.method, request.path
+        method = request.method
         verdict = state.limiter.take(_bucket_key(request, state), op_id, method, path)
         delay, fault = 0.0, None
         if not verdict.allowed:

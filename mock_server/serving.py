@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import resource
 import time
@@ -143,6 +144,10 @@ async def start(app: web.Application, host: str, port: int, *, idle_timeout: flo
     """Serve ``app`` on ``host:port`` (0 = a free port; ``site.port`` says which) until ``runner.cleanup()``.
     ``reuse_port``: several worker processes listen on one port and the kernel spreads connections."""
     quiet_loop_errors(asyncio.get_running_loop())
+    # The world is built and lives as long as the server: keep the cyclic collector from walking it again
+    # and again while requests come in (a collection it triggers landed inside random requests).
+    gc.collect()
+    gc.freeze()
     runner = make_runner(app, idle_timeout)
     await runner.setup()
     site = GuardedSite(runner, host, port, connection_cap(max_connections), reuse_port=reuse_port or None)
