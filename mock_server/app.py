@@ -28,7 +28,6 @@ from avala_mock.simulators.errors import AvalaError
 
 log = logging.getLogger("avala_mock")
 requests_log = logging.getLogger("avala_mock.requests")  # one line per request (--log-level info)
-STARTED = time.time()
 
 
 SPEC = web.AppKey("spec", Spec)
@@ -101,9 +100,10 @@ def _method_not_allowed(methods: list[str]) -> Callable:
 
 def _healthz(state: MockState) -> Callable:
     """Liveness for load balancers and scripts: no key, no rate limit, no journal entry."""
+    started = time.time()
 
     async def healthz(request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "uptime_s": round(time.time() - STARTED, 1),
+        return json_response({"status": "ok", "uptime_s": round(time.time() - started, 1),
                               "clock": state.world.clock.describe()["now"], "organizations": len(state.world.stores)}, 200)
 
     return healthz

@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
+from avala_mock.mock_server import wire
 from avala_mock.mock_server.context import Ctx
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import STATE, MockState
@@ -30,7 +31,6 @@ UI_FILES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "
 STREAM_PERIOD_S = 1.0
 MAX_STREAMS = 16  # each open page holds one; more is a misbehaving client
 TAIL_FIRST = 50
-FAILED = 1  # autolabel's outcome code of an item the endpoint failed on
 PR_THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)
 
 
@@ -98,17 +98,14 @@ def state_of(state: MockState) -> dict[str, Any]:
 
 
 def _job(job: autolabel.AutoLabelJob, view: autolabel.JobView, now: float, org: str | None = None) -> dict[str, Any]:
-    s = view.state
-    active = s.status in ("pending", "running")
-    return {
-        "uid": job.uid, "organization": org or job.project.dataset.owner_name, "project_uid": job.project.uid,
-        "project_name": job.project.name, "model_type": job.model_type, "status": s.status, "dry_run": job.dry_run,
-        "total_items": s.total_items, "processed_items": s.processed_items, "successful_items": s.successful_items,
-        "failed_items": s.failed_items, "skipped_items": s.skipped_items, "progress_pct": s.progress_pct,
-        "confidence_threshold": job.threshold, "created_at": iso(job.created_at), "started_at": iso(s.started_at),
-        "completed_at": iso(s.completed_at), "eta_seconds": max(0.0, round(job.end_at - now, 1)) if active else None,
-        "eta_at": iso(job.end_at) if active else None,
-    }
+    """The job as the API renders it (without its summary: the page polls it every second), plus where it
+    belongs and how long it has left on the virtual clock."""
+    out = wire.job(view)
+    del out["summary"]
+    active = view.state.status in ("pending", "running")
+    out.update(organization=org or job.project.dataset.owner_name, project_uid=job.project.uid, project_name=job.project.name,
+               eta_seconds=max(0.0, round(job.end_at - now, 1)) if active else None, eta_at=iso(job.end_at) if active else None)
+    return out
 
 
 def _find_job(world: World, uid: str) -> autolabel.AutoLabelJob:
@@ -124,37 +121,29 @@ def _gallery_item(world: World, job: autolabel.AutoLabelJob, pos: int) -> dict[s
     and the hidden ground truth, in the item's pixel space."""
     d = job.project.dataset
     index = int(job.project.rows[job.rows[pos]])
-    a, b = int(job.preds.offsets[pos]), int(job.preds.offsets[pos + 1])
     drafts = []
-    for j in range(a, b):
-        x, y, w, h = (round(float(v), 1) for v in job.preds.boxes[j])
-        box = job.profile.geometry == "box"
-        drafts.append({"label": d.labels[int(job.preds.labels[j])], "confidence": round(float(job.preds.confidences[j]), 4),
-                       "kind": "box" if box else "polygon", "box": [x, y, w, h] if box else None,
-                       "points": None if box else autolabel._octagon(x, y, w, h), "accepted": bool(job.above[j])})
+    for obj in job.item_predictions(pos, everything=True):
+        box = obj.get("bbox")
+        drafts.append({"label": obj["label"], "confidence": round(obj["confidence"], 4), "accepted": obj["accepted"],
+                       "kind": "box" if box else "polygon", "points": obj.get("points"),
+                       "box": [box["x"], box["y"], box["width"], box["height"]] if box else None})
     ga, gb = int(d.gt.offsets[index]), int(d.gt.offsets[index + 1])
     truth = [{"label": d.labels[int(d.gt.labels[r])], "box": [round(float(v), 1) for v in d.gt.boxes[r]]} for r in range(ga, gb)]
     key = d.item_keys[index] if d.item_keys is not None else f"images/{index:06d}.jpg"
     w, h = d.image_size
     return {"uid": d.item_uids[index], "key": key, "url": media.item_url(world, d, key),
             "thumbnail_url": media.thumbnail_url(world, d, index), "width": w, "height": h,
-            "failed": bool(job.outcome[pos] == FAILED), "drafts": drafts, "ground_truth": truth}
+            "failed": bool(job.outcome[pos] == autolabel.FAILED), "drafts": drafts, "ground_truth": truth}
 
 
 def _pr_curve(job: autolabel.AutoLabelJob, k: int) -> list[dict[str, Any]]:
     """Precision and recall against the hidden ground truth over the first ``k`` processed items, had
     the job kept the drafts at or above each threshold (the job's own threshold included)."""
-    p = int(job.preds.offsets[k])
-    ok = job.outcome[job.pred_item[:p]] != FAILED
-    conf, hit = job.preds.confidences[:p][ok], job.preds.is_true_positive[:p][ok]
-    gt = int(job.preds.gt_counts[:k][job.outcome[:k] != FAILED].sum())
     out = []
     for t in sorted({*PR_THRESHOLDS.tolist(), round(float(job.threshold), 2)}):
-        kept = conf >= t
-        tp = int((kept & hit).sum())
-        fp = int(kept.sum()) - tp
+        tp, fp, fn = job.counts_at(k, t)
         out.append({"threshold": t, "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
-                    "recall": round(tp / gt, 4) if gt else 1.0, "tp": tp, "fp": fp, "fn": gt - tp})
+                    "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0, "tp": tp, "fp": fp, "fn": fn})
     return out
 
 

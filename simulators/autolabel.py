@@ -217,27 +217,36 @@ class AutoLabelJob:
             "evaluation": None,
         }
         if self.dry_run:
-            tp = int((accepted & self.preds.is_true_positive[:p]).sum())
-            fp = detections - tp
-            gt = int(self.preds.gt_counts[:k][self.outcome[:k] != FAILED].sum())
+            tp, fp, fn = self.counts_at(k, self.threshold)
             summary["evaluation"] = {
                 "threshold": self.threshold,
-                "precision": round(tp / detections, 4) if detections else 1.0,
-                "recall": round(tp / gt, 4) if gt else 1.0,
+                "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+                "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
                 "true_positives": tp,
                 "false_positives": fp,
-                "false_negatives": gt - tp,
+                "false_negatives": fn,
             }
         self._summary_cache = (k, summary)
         return summary
 
-    def item_predictions(self, row_pos: int) -> list[dict]:
-        """The accepted predictions for the job's ``row_pos``-th item (what its draft holds)."""
+    def counts_at(self, k: int, threshold: float) -> tuple[int, int, int]:
+        """True positives, false positives and false negatives against the hidden ground truth over the
+        first ``k`` processed items, had the job kept its predictions at or above ``threshold``."""
+        p = int(self.preds.offsets[k])
+        ok = self.outcome[self.pred_item[:p]] != FAILED
+        kept = ok & (self.preds.confidences[:p] >= threshold)
+        tp = int((kept & self.preds.is_true_positive[:p]).sum())
+        gt = int(self.preds.gt_counts[:k][self.outcome[:k] != FAILED].sum())
+        return tp, int(kept.sum()) - tp, gt - tp
+
+    def item_predictions(self, row_pos: int, *, everything: bool = False) -> list[dict]:
+        """The accepted predictions for the job's ``row_pos``-th item (what its draft holds); with
+        ``everything``, those under the threshold too, each marked ``accepted`` or not."""
         a, b = int(self.preds.offsets[row_pos]), int(self.preds.offsets[row_pos + 1])
         names = self.project.dataset.labels
         out = []
         for j in range(a, b):
-            if not self.above[j]:
+            if not self.above[j] and not everything:
                 continue
             x, y, w, h = (round(float(v), 1) for v in self.preds.boxes[j])
             obj: dict[str, Any] = {"label": names[int(self.preds.labels[j])], "confidence": float(self.preds.confidences[j])}
@@ -247,6 +256,8 @@ class AutoLabelJob:
             else:
                 obj["type"] = "polygon"
                 obj["points"] = _octagon(x, y, w, h)
+            if everything:
+                obj["accepted"] = bool(self.above[j])
             out.append(obj)
         return out
 

@@ -31,7 +31,7 @@ ANNOTATOR_COUNT_P = (0.08, 0.47, 0.3, 0.15)  # P(1..4 annotators on an item)
 STARTUP_S = 2.0  # virtual seconds before a computation starts scoring
 SECONDS_PER_ITEM = 0.01
 BUCKETS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))
-CONFIGS, RUNS, PANELS = "consensus_configs", "consensus_runs", "consensus_panels"
+CONFIGS, RUNS = "consensus_configs", "consensus_runs"
 declare(CONFIGS, indexes=("project",))
 declare(RUNS, indexes=("project",))
 

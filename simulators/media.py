@@ -8,7 +8,8 @@ seed, like the uids, so the same seed gives byte-identical answers; the images a
 signature proves where a URL came from, it does not guard a secret.
 
 The origin (scheme, host and port the client used) is not known to the backend: the HTTP layer sets it
-per request (:data:`ORIGIN`), and work that runs off a request falls back to the server's own address.
+per request (:data:`ORIGIN`); every URL is made while answering a request, so the fallback is only for
+direct backend use (tests, scripts).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FALLBACK_ORIGIN = "http://127.0.0.1:8000"
 
 def origin(world: World) -> str:
     found = ORIGIN.get()
-    return (found() if found is not None else None) or world.shared.get("media_origin") or FALLBACK_ORIGIN
+    return (found() if found is not None else None) or FALLBACK_ORIGIN
 
 
 def signature(world: World, rest: str) -> str:
