@@ -128,8 +128,14 @@ class StatelessServer(LiveServer):
                         warnings.simplefilter("ignore")
                         strategy = draw[f"/{op_id}"]["POST"].as_strategy()
                         drawn = [strategy.example().body for _ in range(self.EXAMPLES)]
-                        # Hypothesis leans to minimal values (empty lists); a spec-only mock shows content.
-                        encoded = [json.dumps(b).encode() for b in drawn]  # draws may hold integers past 64 bits
+                        # Hypothesis leans to minimal values (empty lists); a spec-only mock shows content, so
+                        # a list answer is drawn again (a few times at most) until one of its pages holds items.
+                        for _ in range(3 * self.EXAMPLES):
+                            if any(_has_items(b) for b in drawn):
+                                break
+                            drawn.append(strategy.example().body)
+                        full = [b for b in drawn if _has_items(b)] or drawn
+                        encoded = [json.dumps(b).encode() for b in full]  # draws may hold integers past 64 bits
                         self.examples[op_id] = sorted(encoded, key=len)[-3:]
                 return web.Response(status=status, body=rng.choice(self.examples[op_id]),
                                     content_type="application/json", headers=headers)
@@ -139,6 +145,11 @@ class StatelessServer(LiveServer):
         for op in spec.routes():
             app.router.add_route(op.method, spec.base_path + op.path, answer(op.operation_id, op.success_status))
         return app
+
+
+def _has_items(body: Any) -> bool:
+    """A page with items, or anything that is not a page."""
+    return not (isinstance(body, dict) and body.get("results") == [])
 
 
 def _responses_as_requests(spec: Any) -> dict[str, Any]:
