@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from avala_mock.mock_server.pagination import paginate
 from avala_mock.simulators.world import OrgStore, User, World
 
 API_KEY_HEADER = "X-Avala-Api-Key"  # the spec's ApiKeyAuth scheme
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # an aiohttp route handler
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ the organisation that owns the key, webhook targets by host.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from avala_mock.mock_server import wire
-from avala_mock.mock_server.context import Ctx
+from avala_mock.mock_server.context import Ctx, Handler
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import STATE, MockState
 from avala_mock.simulators import autolabel, media, webhooks
@@ -150,7 +151,7 @@ def _pr_curve(job: autolabel.AutoLabelJob, k: int) -> list[dict[str, Any]]:
 # ── page, assets, stream ──────────────────────────────────────────────────────────────────────────
 
 
-def add_routes(app: web.Application, state: MockState) -> None:
+def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler], Handler]) -> None:
     streams: set[web.StreamResponse] = set()
     stopping = asyncio.Event()
 
@@ -197,7 +198,7 @@ def add_routes(app: web.Application, state: MockState) -> None:
         stopping.set()
 
     app.on_shutdown.append(stop_streams)
-    app.router.add_get("/_mock/", index)
-    app.router.add_get("/_mock/ui/", asset)
-    app.router.add_get("/_mock/ui/{name}", asset)
-    app.router.add_get("/_mock/dashboard/stream/", stream)
+    app.router.add_get("/_mock/", wrap(index))
+    app.router.add_get("/_mock/ui/", wrap(asset))
+    app.router.add_get("/_mock/ui/{name}", wrap(asset))
+    app.router.add_get("/_mock/dashboard/stream/", wrap(stream))

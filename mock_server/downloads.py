@@ -4,15 +4,18 @@ grant). 404 for an unknown export, a wrong token, or an export that has not fini
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from aiohttp import web
 
+from avala_mock.mock_server.context import Handler
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import MockState
 from avala_mock.simulators import exports
 
 
-def add_routes(app: web.Application, state: MockState) -> None:
+def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler], Handler]) -> None:
     async def download_export(request: web.Request) -> web.Response:
         world = state.world
         now = world.clock.now()
@@ -25,4 +28,4 @@ def add_routes(app: web.Application, state: MockState) -> None:
         return web.Response(body=body, content_type="application/json",
                             headers={"Content-Disposition": f'attachment; filename="export-{uid}.json"'})
 
-    app.router.add_get("/_downloads/exports/{uid}.json", download_export)
+    app.router.add_get("/_downloads/exports/{uid}.json", wrap(download_export))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from avala_mock.mock_server.context import Handler
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import STATE, MockState
 from avala_mock.simulators import imaging, media
@@ -23,7 +24,7 @@ CACHE_CONTROL = "private, max-age=86400"
 MEDIA_CACHE: web.AppKey[imaging.RenderCache] = web.AppKey("media_cache", imaging.RenderCache)
 
 
-def add_routes(app: web.Application, state: MockState) -> None:
+def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler], Handler]) -> None:
     cache = imaging.RenderCache()
     app[MEDIA_CACHE] = cache
     for pattern, resolve in (
@@ -32,7 +33,7 @@ def add_routes(app: web.Application, state: MockState) -> None:
         (r"/{dataset}/frames/{sequence}/{camera}/{frame:\d{5}}.jpg", _frame),
         (r"/avatars/{username}.png", _avatar),
     ):
-        app.router.add_get(media.PREFIX + "/{sig:[0-9a-f]{32}}" + pattern, _handler(state, cache, resolve))
+        app.router.add_get(media.PREFIX + "/{sig:[0-9a-f]{32}}" + pattern, wrap(_handler(state, cache, resolve)))
 
 
 def _handler(state: MockState, cache: imaging.RenderCache, resolve: Callable) -> Callable:

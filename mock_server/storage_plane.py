@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
-from avala_mock.mock_server.context import API_KEY_HEADER
+from avala_mock.mock_server.context import API_KEY_HEADER, Handler
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import STATE, MockState
 from avala_mock.simulators import managed_uploads
@@ -34,14 +34,13 @@ from avala_mock.simulators.errors import TooLarge
 from avala_mock.simulators.world import World
 
 PREFIX = "/_storage"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def add_routes(app: web.Application, state: MockState) -> None:
+def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler], Handler]) -> None:
     """Register the plane's routes; every handler reads ``state.world`` per request (reset swaps it)."""
-    app.router.add_route("POST", PREFIX + "/{tail:.*}", _guard(state, _post_form))
-    app.router.add_route("PUT", PREFIX + "/{tail:.*}", _guard(state, _put))
-    app.router.add_route("GET", PREFIX + "/{tail:.*}", _guard(state, _get))
+    app.router.add_route("POST", PREFIX + "/{tail:.*}", wrap(_guard(state, _post_form)))
+    app.router.add_route("PUT", PREFIX + "/{tail:.*}", wrap(_guard(state, _put)))
+    app.router.add_route("GET", PREFIX + "/{tail:.*}", wrap(_guard(state, _get)))
 
 
 def _guard(state: MockState, fn: Callable[[web.Request, World], Awaitable[web.StreamResponse]]) -> Handler:

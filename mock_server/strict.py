@@ -15,12 +15,13 @@ from aiohttp import web
 
 from avala_mock.mock_server import bodies
 from avala_mock.mock_server.context import API_KEY_HEADER
+from avala_mock.mock_server.endpoint import UNMATCHED, allowed_methods
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.spec import Operation, Spec
 from avala_mock.mock_server.state import ServerConfig
 
 JOURNAL_SIZE = 1000
-_OWN_PREFIXES = ("/_mock/", "/_storage/", "/_downloads/", "/openapi.yaml")
+_OWN_PREFIXES = ("/_mock/", "/_storage/", "/_downloads/", "/_media/", "/openapi.yaml", "/healthz")
 
 
 class StrictJournal:
@@ -125,7 +126,7 @@ def _per_field(rule: str, exc: ApiError) -> list[Violation]:
 
 
 def strict_middleware(spec: Spec, journal: StrictJournal, config: ServerConfig) -> Callable:
-    """Middleware recording off-contract requests; placed inside the rate-limit/error middleware."""
+    """Middleware recording off-contract requests (the only middleware: it sees every request, throttled or not)."""
     prefix = spec.base_path
 
     @web.middleware
@@ -137,15 +138,14 @@ def strict_middleware(spec: Spec, journal: StrictJournal, config: ServerConfig) 
             journal.requests += 1
         route_name = getattr(request.match_info.route.handler, "__name__", "")
         op = spec.operations.get(route_name)
-        http_exc = request.match_info.http_exception
         if op is not None:
             with journal._lock:
                 journal.exercised[op.operation_id] += 1
             for rule, field, detail in await check_request(request, op, config):
                 journal.record(request, rule, detail, op.operation_id, None, field)
-        elif http_exc is not None and http_exc.status == 405 or route_name == "refuse":
+        elif route_name == "refuse" or route_name == UNMATCHED and allowed_methods(request):
             journal.record(request, "method", f"{request.method} is not an operation of {path}", None, 405)
-        elif http_exc is not None or not path.startswith(prefix + "/"):
+        elif route_name == UNMATCHED or not path.startswith(prefix + "/"):
             journal.record(request, "unknown-operation", f"no operation in openapi.yaml matches {request.method} {path}", None, 404)
         return await handler(request)
 

@@ -83,6 +83,15 @@ class Clock:
         finally:
             self._pinned = held
 
+    def pin(self) -> float | None:
+        """``pinned()`` without the context manager, for the request path: hold ``now()`` at the current
+        instant; returns what to hand ``unpin`` (in a ``finally``)."""
+        held, self._pinned = self._pinned, self.now()
+        return held
+
+    def unpin(self, held: float | None) -> None:
+        self._pinned = held
+
     def anchor(self) -> tuple[str, float, float, float]:
         """What defines the time line: mode, scale and the (virtual, wall) instant it passes through."""
         return (self.mode, self.scale, self._origin_virtual, self._origin_wall)
