@@ -106,43 +106,45 @@ def operation(op: Operation, fn: Callable | None, state: MockState) -> Answer:
 
 def api_route(state: MockState, answer: Answer, op_id: str | None) -> Handler:
     """An Avala route: the key resolved once, throttling, shaping, the answer, journal and log line."""
-    journal, limiter, shaping = state.journal, state.limiter, state.shaping
 
     async def route(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         media.ORIGIN.set(lambda: _origin(request))  # media URLs in answers point back where the client came from
         keys = request.headers.getall(API_KEY_HEADER, ())
-        key = keys[0] if keys else None
-        found = _resolve(state, key)
+        if keys:
+            key = keys[0]
+            found = state.world.resolve_key(key)
+        else:
+            key = found = None
         # A valid key has its own bucket; a missing or unknown one shares its client address's, so inventing
         # keys neither escapes throttling nor makes the limiter remember every string it was sent.
         method, path = request.method, request.path
-        verdict = limiter.take(key if found is not None else f"ip:{request.remote}", op_id, method, path)
+        headers, retry = state.limiter.take(key if found is not None else f"ip:{request.remote}", op_id, method, path)
         organization = found[0].org.slug if found is not None else None
         if len(keys) > 1:
             found = Several(len(keys))
         delay = 0.0
-        headers = verdict.headers()
         try:
-            if not verdict.allowed:
-                detail = f"Request was throttled. Expected available in {verdict.retry_after} seconds."
-                raise ApiError(429, detail, headers={"Retry-After": str(verdict.retry_after)})
-            if shaping.active:  # latency and faults (mock_server/shaping.py, faults.py)
-                decision = shaping.decide(op_id, method, path)
+            if retry:
+                detail = f"Request was throttled. Expected available in {retry} seconds."
+                raise ApiError(429, detail, headers={"Retry-After": str(retry)})
+            if state.shaping.active:  # latency and faults (mock_server/shaping.py, faults.py)
+                decision = state.shaping.decide(op_id, method, path)
                 delay, fault = decision.delay, decision.fault
                 if delay:
                     await asyncio.sleep(delay)
                 if fault is not None:
                     response, status = await faults.inject(fault, request, lambda: _answered(request, answer, key, found, {}),
                                                            headers)
-                    journal.record(method, path, op_id, status, time.perf_counter() - started, delay, fault.kind, organization)
+                    state.journal.record(method, path, op_id, status, time.perf_counter() - started, delay, fault.kind,
+                                         organization)
                     _log_line(request, status, started, op_id, organization)
                     return response
             response = await answer(request, key, found, headers)
         except Exception as exc:
             response = error_answer(request, exc)
             response.headers.update(headers)
-        journal.record(method, path, op_id, response.status, time.perf_counter() - started, delay, None, organization)
+        state.journal.record(method, path, op_id, response.status, time.perf_counter() - started, delay, None, organization)
         if requests_log.isEnabledFor(logging.INFO):
             _log_line(request, response.status, started, op_id, organization)
         return response

@@ -1,6 +1,6 @@
 """The request journal: what the mock answered, newest last, bounded in memory.
 
-A ``deque(maxlen=...)`` of small slotted records, so a long run costs a fixed amount of memory
+A ``deque(maxlen=...)`` of small tuples, so a long run costs a fixed amount of memory
 (the oldest entries drop off). Recording is O(1); filtering walks the deque, which only the control
 API does.
 """
@@ -16,23 +16,17 @@ from typing import Any
 DEFAULT_SIZE = 10_000
 
 
-class Entry:
-    __slots__ = ("seq", "at", "method", "path", "operation_id", "status", "latency_ms", "injected_latency_ms", "fault",
-                 "organization")
+# An entry is a plain tuple (recording is on every request's path; only the control API reads them):
+FIELDS = ("seq", "at", "method", "path", "operation_id", "status", "latency_ms", "injected_latency_ms", "fault",
+          "organization")
+SEQ, AT, METHOD, PATH, OPERATION_ID, STATUS, LATENCY_MS, INJECTED_MS, FAULT, ORGANIZATION = range(len(FIELDS))
+Entry = tuple
 
-    def __init__(self, seq: int, at: float, method: str, path: str, operation_id: str | None, status: int,
-                 latency_ms: float, injected_latency_ms: float, fault: str | None, organization: str | None = None) -> None:
-        self.seq, self.at, self.method, self.path, self.operation_id = seq, at, method, path, operation_id
-        self.status, self.latency_ms, self.injected_latency_ms, self.fault = status, latency_ms, injected_latency_ms, fault
-        self.organization = organization
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq, "at": self.at, "method": self.method, "path": self.path,
-            "operation_id": self.operation_id, "status": self.status,
-            "latency_ms": round(self.latency_ms, 3), "injected_latency_ms": round(self.injected_latency_ms, 3),
-            "fault": self.fault, "organization": self.organization,
-        }
+def as_dict(e: Entry) -> dict[str, Any]:
+    out = dict(zip(FIELDS, e))
+    out["latency_ms"], out["injected_latency_ms"] = round(e[LATENCY_MS], 3), round(e[INJECTED_MS], 3)
+    return out
 
 
 class Journal:
@@ -48,8 +42,8 @@ class Journal:
                injected_s: float = 0.0, fault: str | None = None, organization: str | None = None) -> None:
         """Path only, never the query string or headers: those may carry secrets."""
         self.total += 1
-        self._entries.append(Entry(next(self._seq), time.time(), method, path, operation_id, status,
-                                   latency_s * 1000.0, injected_s * 1000.0, fault, organization))
+        self._entries.append((next(self._seq), time.time(), method, path, operation_id, status,
+                              latency_s * 1000.0, injected_s * 1000.0, fault, organization))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -65,27 +59,27 @@ class Journal:
         "none" the requests without one; ``since`` keeps entries with a larger ``seq``."""
         out: list[Entry] = []
         for e in reversed(self._entries):
-            if since is not None and e.seq <= since:
+            if since is not None and e[SEQ] <= since:
                 break
-            if method is not None and e.method != method.upper():
+            if method is not None and e[METHOD] != method.upper():
                 continue
-            if status is not None and e.status != status:
+            if status is not None and e[STATUS] != status:
                 continue
-            if organization is not None and e.organization != organization:
+            if organization is not None and e[ORGANIZATION] != organization:
                 continue
-            if operation_id is not None and (e.operation_id is None or not fnmatchcase(e.operation_id, operation_id)):
+            if operation_id is not None and (e[OPERATION_ID] is None or not fnmatchcase(e[OPERATION_ID], operation_id)):
                 continue
-            if path is not None and not fnmatchcase(e.path, path):
+            if path is not None and not fnmatchcase(e[PATH], path):
                 continue
             if fault is not None:
-                if fault == "any" and e.fault is None or fault == "none" and e.fault is not None:
+                if fault == "any" and e[FAULT] is None or fault == "none" and e[FAULT] is not None:
                     continue
-                if fault not in ("any", "none") and e.fault != fault:
+                if fault not in ("any", "none") and e[FAULT] != fault:
                     continue
             out.append(e)
             if len(out) >= limit:
                 break
-        return [e.as_dict() for e in reversed(out)]
+        return [as_dict(e) for e in reversed(out)]
 
     def describe(self) -> dict[str, Any]:
         return {"size": self.size, "held": len(self._entries), "total": self.total}

@@ -13,26 +13,13 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from avala_mock.mock_server.shaping import Matcher, validate
 
-
-@dataclass
-class Verdict:
-    allowed: bool
-    limit: int
-    remaining: int
-    reset: int  # epoch seconds when the bucket is full again
-    retry_after: int  # seconds until one token is back (0 when allowed)
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
+# One request's draw: the ``X-RateLimit-*`` headers every answer carries, and the seconds until a token is
+# back when refused (0: allowed). A tuple: it is made on every request.
+Verdict = tuple[dict[str, str], int]
 
 
 class Bucket:
@@ -44,22 +31,33 @@ class Bucket:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = int(limit)
         self.window = float(window)
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.rate = self.limit / self.window
+        self._limit_text = str(self.limit)
+        # key -> [tokens, monotonic time of the last draw], mutated in place (one lookup per request)
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
 
     def take(self, key: str) -> Verdict:
         now = time.monotonic()
-        rate = self.limit / self.window
-        tokens, last = self._buckets.pop(key, (float(self.limit), now))
-        tokens = min(float(self.limit), tokens + (now - last) * rate)
-        allowed = tokens >= 1.0
-        if allowed:
+        limit, rate, buckets = self.limit, self.rate, self._buckets
+        entry = buckets.get(key)
+        if entry is None:
+            entry = buckets[key] = [float(limit), now]
+            if len(buckets) > self.MAX_KEYS:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(key)
+        tokens = entry[0] + (now - entry[1]) * rate
+        if tokens > limit:
+            tokens = float(limit)
+        retry = 0
+        if tokens >= 1.0:
             tokens -= 1.0
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.MAX_KEYS:
-            self._buckets.popitem(last=False)
-        full_in = (self.limit - tokens) / rate
-        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
-        return Verdict(allowed, self.limit, int(tokens), int(time.time() + full_in + 0.999), retry)
+        else:
+            retry = max(1, math.ceil((1.0 - tokens) / rate))
+        entry[0], entry[1] = tokens, now
+        reset = int(time.time() + (limit - tokens) / rate + 0.999)  # epoch seconds when the bucket is full again
+        return {"X-RateLimit-Limit": self._limit_text, "X-RateLimit-Remaining": str(int(tokens)),
+                "X-RateLimit-Reset": str(reset)}, retry
 
 
 class RateLimiter:
@@ -76,6 +74,8 @@ class RateLimiter:
         self._rules = [(Matcher.of(r), Bucket(r["limit"], r.get("window", window))) for r in rules]
 
     def take(self, key: str, op_id: str | None = None, method: str = "GET", path: str = "") -> Verdict:
+        if not self._rules:
+            return self._default.take(key)
         for matcher, bucket in self._rules:
             if matcher(op_id, method, path):
                 return bucket.take(key)
@@ -88,7 +88,7 @@ class RateLimiter:
         """The default bucket's most recently used keys: (key, remaining, limit, epoch when full again).
         Keys are API keys: callers show whose they are, never the keys themselves."""
         b, now = self._default, time.monotonic()
-        rate = b.limit / b.window
+        rate = b.rate
         out = []
         for key, (tokens, last) in list(reversed(b._buckets.items()))[:limit]:
             tokens = min(float(b.limit), tokens + (now - last) * rate)
