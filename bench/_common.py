@@ -30,9 +30,10 @@ def avala_mock_cmd() -> list[str]:
 
 
 @contextlib.contextmanager
-def mock_server(*args: str, timeout: float = 120.0) -> Iterator[tuple[subprocess.Popen, str, float]]:
-    """Run ``avala-mock serve --host 127.0.0.1 --port 0 --rate-limit 1e8 *args``; yields (proc, base URL, ready s)."""
-    with ServeProcess("--host", "127.0.0.1", "--rate-limit", NO_THROTTLE, *args, command=avala_mock_cmd(),
+def mock_server(*args: str, timeout: float = 120.0, command: list[str] | None = None) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """Run ``avala-mock serve --host 127.0.0.1 --port 0 --rate-limit 1e8 *args`` (``command`` instead of the
+    venv's ``avala-mock``, e.g. under valgrind); yields (proc, base URL, ready s)."""
+    with ServeProcess("--host", "127.0.0.1", "--rate-limit", NO_THROTTLE, *args, command=command or avala_mock_cmd(),
                       timeout=timeout) as server:
         yield server.proc, server.base_url, server.ready_s
 

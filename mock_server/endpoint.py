@@ -74,7 +74,8 @@ def operation(op: Operation, fn: Callable | None, state: MockState) -> Answer:
             durable.checkpoint()  # the new world is the starting point, on disk before the answer
             if state.replicator is not None:
                 state.replicator.replaced_world()
-        if isinstance(result, web.StreamResponse):
+        # (a dict is checked first: StreamResponse is an abstract MutableMapping, its isinstance goes through abc)
+        if result.__class__ is not dict and isinstance(result, web.StreamResponse):
             result.headers.update(headers)
             return result
         if success == 204:
