@@ -86,8 +86,11 @@ def _healthz(state: MockState) -> Callable:
     started = time.time()
 
     async def healthz(request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "uptime_s": round(time.time() - started, 1),
-                              "clock": state.world.clock.describe()["now"], "organizations": len(state.world.stores)}, 200)
+        body = {"status": "ok", "uptime_s": round(time.time() - started, 1),
+                "clock": state.world.clock.describe()["now"], "organizations": len(state.world.stores)}
+        if state.replicator is not None:  # a worker sharing its world: how far along the shared log it is
+            body["replication"] = state.replicator.describe()
+        return json_response(body, 200)
 
     return healthz
 

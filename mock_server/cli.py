@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 @click.option("--fsync", default="batch", show_default=True, type=click.Choice(["always", "batch", "never"]),
               help="With --state-dir: disk sync per record (always), every 50 ms (batch) or left to the OS (never).")
 @click.option("--compact-every", default=10_000, show_default=True, type=click.IntRange(100),
-              help="With --state-dir: log records between two snapshots.")
+              help="With --state-dir or --redis: log records between two snapshots (with --redis, the shared log is trimmed then).")
 @click.option("--redis", "redis_url", default=None, envvar="AVALA_MOCK_REDIS", metavar="URL",
               help="Share one world with the other workers given the same Redis URL and --redis-prefix "
                    "(they may run on other machines) [env AVALA_MOCK_REDIS].")

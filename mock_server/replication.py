@@ -18,7 +18,8 @@ appended. The rules that make that consistent:
   is gone.
 
 Redis is the only shared component; a worker that dies loses nothing acknowledged (its records are in the
-stream) and the others keep serving. Not covered: a webhook send in flight on a worker that dies is not
+stream) and the others keep serving. The stream stays bounded: every ``--compact-every`` records the worker
+holding the lock writes a snapshot and trims what it holds (see ``RedisLog``). Not covered: a webhook send in flight on a worker that dies is not
 re-sent by another (the delivery keeps its earlier attempts and schedule).
 """
 
@@ -49,30 +50,41 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 class RedisLog(LogStore):
-    """The command log as a Redis stream (``<prefix>:log``), a record counter and a snapshot key."""
+    """The command log as a Redis stream (``<prefix>:log``), a record counter (``:n``), the snapshot
+    (``:snapshot``) and the first record number it does not hold (``:upto``).
 
-    def __init__(self, url: str, prefix: str, worker: str) -> None:
-        try:
-            import redis
-        except ImportError:
-            raise SystemExit("--redis needs the redis client: pip install 'avala-mock[workers]'") from None
+    A checkpoint trims the stream: every entry before the newest one goes (the snapshot holds them), the
+    newest stays so that a worker that had not applied them meets a numbering gap (``last_n``) on its next
+    catch-up and reloads from the snapshot instead of missing records."""
 
-        self.redis = redis.Redis.from_url(url)
+    def __init__(self, url: str, prefix: str, worker: str, client: Any = None) -> None:
+        if client is None:
+            try:
+                import redis
+            except ImportError:
+                raise SystemExit("--redis needs the redis client: pip install 'avala-mock[workers]'") from None
+            client = redis.Redis.from_url(url)
+        self.redis = client
         self.prefix, self.worker = prefix, worker
         self.stream, self.snapshot_key, self.counter = f"{prefix}:log", f"{prefix}:snapshot", f"{prefix}:n"
+        self.upto_key = f"{prefix}:upto"
         self.last_id = "0-0"  # the last stream entry this worker has applied (or written)
+        self.last_n = -1  # that entry's record number
+        self.upto = 0  # the snapshot's first record number not held, as this worker last saw it
 
     def append(self, record: dict[str, Any]) -> int:
         n = int(self.redis.incr(self.counter)) - 1
         self.last_id = self.redis.xadd(self.stream, {"n": n, "w": self.worker, "r": frame(record)}).decode()
+        self.last_n = n
         return n
 
     def read(self) -> tuple[bytes | None, list[dict[str, Any]]]:
         blob = self.redis.get(self.snapshot_key)
         state, upto = unpack_snapshot(blob) if blob else (None, 0)
+        self.upto, self.last_n = upto, upto - 1
         records = []
         for entry_id, record, n, _worker in self._entries("-"):
-            self.last_id = entry_id
+            self.last_id, self.last_n = entry_id, max(self.last_n, n)
             if n >= upto:
                 records.append(record)
         return state, records
@@ -88,11 +100,31 @@ class RedisLog(LogStore):
             out.append((entry_id.decode(), records[0], int(fields[b"n"]), fields[b"w"].decode()))
         return out
 
+    def missed(self, entries: list[tuple[str, dict[str, Any], int, str]]) -> bool:
+        """Whether records between the last one seen and ``entries`` were trimmed away unseen."""
+        return bool(entries) and entries[0][2] > self.last_n + 1
+
     def position(self) -> int:
         return int(self.redis.get(self.counter) or 0)
 
+    def due(self, every: int) -> bool:
+        """Whether ``every`` records were appended since the snapshot (asks Redis only when it looks so
+        from here: another worker may have checkpointed meanwhile)."""
+        if self.last_n + 1 - self.upto < every:
+            return False
+        self.upto = int(self.redis.get(self.upto_key) or 0)
+        return self.last_n + 1 - self.upto >= every
+
     def checkpoint(self, state: bytes, upto: int) -> None:
-        self.redis.set(self.snapshot_key, pack_snapshot(state, upto))
+        """Called holding the write lock, current with the stream: the snapshot, its number and the trim
+        go together (MULTI), so no reader sees a trimmed stream next to an older snapshot."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.snapshot_key, pack_snapshot(state, upto))
+        pipe.set(self.upto_key, upto)
+        if self.last_id != "0-0":
+            pipe.xtrim(self.stream, minid=self.last_id, approximate=False)  # exact (``~`` may keep all); the newest stays
+        pipe.execute()
+        self.upto = upto
 
     def close(self) -> None:
         self.redis.close()
@@ -101,27 +133,30 @@ class RedisLog(LogStore):
 class Replicator:
     """One worker's side: start from the shared snapshot, catch up, and serialise writes."""
 
-    def __init__(self, state: Any, durability: Durability, log_store: RedisLog) -> None:
+    def __init__(self, state: Any, durability: Durability, log_store: RedisLog, compact_every: int = 10_000) -> None:
         self.state, self.durability, self.log = state, durability, log_store
         self.worker = log_store.worker
         self.inflight: dict[str, events.Outgoing] = {}
+        self.compact_every = compact_every
+        self.reloads = 0  # times this worker fell behind a trim and reloaded the snapshot
         self._held = 0  # nesting depth of this worker's hold on the write lock
         self._catching = asyncio.Lock()  # one catch-up at a time: each record is applied once
         self._local = asyncio.Lock()  # one coroutine of this worker waits for the Redis lock, not all of them
         self._task: asyncio.Task | None = None
 
     @classmethod
-    def for_state(cls, state: Any, url: str, prefix: str) -> Replicator:
+    def for_state(cls, state: Any, url: str, prefix: str, compact_every: int = 10_000) -> Replicator:
         from avala_mock.mock_server.durability import Durability
 
         worker = f"{os.getpid()}-{secrets.token_hex(4)}"
         store = RedisLog(url, prefix, worker)
-        # No compaction and no snapshot at exit: a worker's state may lag the stream between two catch-ups,
-        # so only the first worker's snapshot (and the world replacements, made under the lock) are written.
+        # The log's own compaction is off and there is no snapshot at exit: a worker's state may lag the
+        # stream between two catch-ups, so snapshots are written only under the write lock (``exclusive``:
+        # every ``compact_every`` records, and when the world is replaced).
         durability = Durability(state, store, compact_every=1 << 62)
         durability.shared = True
         state.durability = durability
-        return cls(state, durability, store)
+        return cls(state, durability, store, compact_every)
 
     def start(self, build: Any) -> None:
         """Adopt the shared world, or build it and make it the shared one (under a start-up lock, so two
@@ -142,16 +177,18 @@ class Replicator:
         # Blocking calls, not a thread hop: a localhost Redis answers in tens of microseconds, less than
         # handing the call to a thread and back costs.
         entries = self.log.new_entries()
+        if self.log.missed(entries):  # the log was trimmed past what this worker applied: start over
+            return self._reload()
         applied = 0
-        for entry_id, record, _n, worker in entries:
-            self.log.last_id = entry_id
+        for entry_id, record, n, worker in entries:
+            self.log.last_id, self.log.last_n = entry_id, n
             if worker == self.worker:
                 continue
             if record["k"] == "reload":  # another worker replaced the world: load its snapshot
                 saved, _ = self.log.read()
                 if saved is not None:
                     self.state.restore(snapshot.decode_state(saved))
-                self.log.last_id = entry_id
+                self.log.last_id, self.log.last_n = entry_id, n
                 continue
             try:
                 self.durability._apply(record, self.inflight)
@@ -159,6 +196,21 @@ class Replicator:
                 log.exception("applying record %s (%s) from worker %s failed", record.get("n"), record.get("k"), worker)
             applied += 1
         return applied
+
+    def _reload(self) -> int:
+        """The shared snapshot and every record after it, this worker's own included (its world is rebuilt)."""
+        saved, records = self.log.read()
+        if saved is not None:
+            self.state.restore(snapshot.decode_state(saved))
+        self.inflight.clear()
+        for record in records:
+            try:
+                self.durability._apply(record, self.inflight)
+            except Exception:
+                log.exception("applying record %s (%s) after a reload failed", record.get("n"), record.get("k"))
+        self.reloads += 1
+        log.info("worker %s reloaded the shared snapshot (the log was trimmed past it)", self.worker)
+        return len(records)
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -183,9 +235,15 @@ class Replicator:
             try:
                 await self.catch_up()
                 yield
+                if self.log.due(self.compact_every):  # current and still holding the lock: a consistent cut
+                    self.durability.checkpoint()
             finally:
                 self._held = 0
                 r.eval(_RELEASE, 1, key, token)
+
+    def describe(self) -> dict[str, Any]:
+        return {"worker": self.worker, "applied_records": self.log.last_n + 1, "snapshot_upto": self.log.upto,
+                "reloads": self.reloads}
 
     def replaced_world(self) -> None:
         """After a reset or a load (already checkpointed): tell the other workers to reload."""

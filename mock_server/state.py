@@ -85,7 +85,7 @@ class MockState:
         if cfg.redis_url:
             from avala_mock.mock_server.replication import Replicator
 
-            self.replicator = Replicator.for_state(self, cfg.redis_url, cfg.redis_prefix)
+            self.replicator = Replicator.for_state(self, cfg.redis_url, cfg.redis_prefix, cfg.compact_every)
             self.replicator.start(lambda: self.load(self.scenario))
             return
         if cfg.state_dir:

@@ -19,7 +19,8 @@ simulators/blobstore.py; signatures are checked there too.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
@@ -100,10 +101,10 @@ async def _put(request: web.Request, world: World) -> web.StreamResponse:
     if len(data) != size:
         raise ApiError(400, f"The body holds {len(data)} bytes; this URL was signed for exactly {size}.")
     if upload_id:
-        return _etag_response(_store_part(request, world, upload_id, part, data))
+        return _etag_response(await _store_part(request, upload_id, part, data))
     if_none_match = request.headers.get("If-None-Match", "").strip() == "*"
     ctype = request.headers.get("Content-Type", "application/octet-stream")
-    return _etag_response(_store(request, world, key, data, ctype, if_none_match))
+    return _etag_response(await _store(request, key, data, ctype, if_none_match))
 
 
 async def _put_r2(request: web.Request, world: World, rest: str) -> web.StreamResponse:
@@ -128,7 +129,7 @@ async def _put_r2(request: web.Request, world: World, rest: str) -> web.StreamRe
         raise SignatureError("The grant has no valid X-Amz-Date.") from None
     _check_expiry(world, int(signed_at) + ttl)
     data = await _read_body(request.content, request.content_length)
-    return _etag_response(_store_part(request, world, mp.upload_id, number, data))
+    return _etag_response(await _store_part(request, mp.upload_id, number, data))
 
 
 async def _post_form(request: web.Request, world: World) -> web.StreamResponse:
@@ -153,25 +154,41 @@ async def _post_form(request: web.Request, world: World) -> web.StreamResponse:
     if len(data) != policy["size"]:
         raise ApiError(400, f"The file holds {len(data)} bytes; this form was signed for exactly {policy['size']}.")
     ctype = fields.get("Content-Type", "application/octet-stream")
-    return _etag_response(_store(request, world, policy["key"], data, ctype, False), 204)
+    return _etag_response(await _store(request, policy["key"], data, ctype, False), 204)
 
 
-def _store(request: web.Request, world: World, key: str, data: bytes, ctype: str, if_none_match: bool) -> str:
-    """Keep the bytes (and, with --state-dir, log them before the answer); returns the ETag."""
-    now = world.clock.now()
-    blob = blobstore(world).put(key, data, now, content_type=ctype, if_none_match=if_none_match)
-    durable = request.app[STATE].durability
-    if durable is not None:
-        durable.blob_put(key, data, now, ctype, if_none_match)
+async def _store(request: web.Request, key: str, data: bytes, ctype: str, if_none_match: bool) -> str:
+    """Keep the bytes (and, with --state-dir or --redis, log them before the answer); returns the ETag."""
+    state = request.app[STATE]
+    async with _writing(state):
+        world = state.world
+        now = world.clock.now()
+        blob = blobstore(world).put(key, data, now, content_type=ctype, if_none_match=if_none_match)
+        if state.durability is not None:
+            state.durability.blob_put(key, data, now, ctype, if_none_match)
     return blob.etag
 
 
-def _store_part(request: web.Request, world: World, upload_id: str, number: int, data: bytes) -> str:
-    etag = blobstore(world).put_part(upload_id, number, data)
-    durable = request.app[STATE].durability
-    if durable is not None:
-        durable.blob_part(upload_id, number, data, world.clock.now())
+async def _store_part(request: web.Request, upload_id: str, number: int, data: bytes) -> str:
+    state = request.app[STATE]
+    async with _writing(state):
+        world = state.world
+        etag = blobstore(world).put_part(upload_id, number, data)
+        if state.durability is not None:
+            state.durability.blob_part(upload_id, number, data, world.clock.now())
     return etag
+
+
+@asynccontextmanager
+async def _writing(state: MockState) -> AsyncIterator[None]:
+    """Workers sharing a world write under its lock, like every other change: records reach the shared
+    log in the order of their numbers, and a snapshot taken under the lock holds every record before it.
+    (The body was read before: an upload in progress does not hold other workers' writes up.)"""
+    if state.replicator is None:
+        yield
+        return
+    async with state.replicator.exclusive():
+        yield
 
 
 async def _get(request: web.Request, world: World) -> web.StreamResponse:

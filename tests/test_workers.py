@@ -1,11 +1,13 @@
 """Workers sharing one world through a real Redis (Debian's ``redis-server``, started here on a free port and
 stopped by its PID): read-your-writes across workers, one auto-label job per project under concurrent
-creates, one virtual clock, stable pagination, and a worker killed mid-run loses nothing acknowledged."""
+creates, one virtual clock, stable pagination, a worker killed mid-run loses nothing acknowledged, and the
+shared log stays bounded (a worker that fell behind its trim reloads the snapshot)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -126,3 +128,36 @@ def test_a_killed_worker_loses_nothing_acknowledged(redis_url):
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_shared_log_is_trimmed_and_a_worker_behind_the_trim_reloads(redis_url):
+    import redis
+
+    first, paused = _workers(redis_url, 2, "--compact-every", "100")
+    r = redis.Redis.from_url(redis_url)
+    try:
+        with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
+            made = [a.post("webhooks/", json={"target_url": f"https://example.com/{i}", "events": ["task.completed"]}).json()["uid"]
+                    for i in range(5)]
+            os.kill(paused.proc.pid, signal.SIGSTOP)  # cannot follow the log while 250 writes go by
+            try:
+                for i in range(250):
+                    assert a.post("agents/", json={"name": f"trim-{i}", "events": ["task.completed"]}).status_code == 201
+            finally:
+                os.kill(paused.proc.pid, signal.SIGCONT)
+            assert r.xlen("avala-mock:log") <= 101  # trimmed at every 100th record; the newest entry stays
+            assert int(r.get("avala-mock:upto")) >= 200
+        with httpx.Client(base_url=paused.base_url + "/", headers=KEY, timeout=30) as b:
+            names = {x["name"] for x in b.get("agents/", params={"limit": 1000}).json()["results"]}
+            assert {f"trim-{i}" for i in range(250)} <= names  # reloaded from the snapshot, then the rest
+            health = httpx.get(paused.origin + "/healthz").json()["replication"]
+            assert health["reloads"] == 1 and health["applied_records"] >= 255
+            assert b.get(f"webhooks/{made[4]}/").status_code == 200
+            assert b.post("agents/", json={"name": "after-reload", "events": ["task.completed"]}).status_code == 201
+        with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
+            assert any(x["name"] == "after-reload" for x in a.get("agents/", params={"limit": 1000}).json()["results"])
+            assert httpx.get(first.origin + "/healthz").json()["replication"]["reloads"] == 0
+    finally:
+        r.close()
+        first.stop()
+        paused.stop()
