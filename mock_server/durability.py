@@ -82,6 +82,7 @@ class Durability:
         self._records: list[dict[str, Any]] = []
         self._restored = False
         self.shared = False  # the log is shared with other workers (mock_server/replication.py)
+        self.worker: str | None = None  # then: this worker's name, on its drain records (who sends what)
 
     # -- start-up ---------------------------------------------------------------------------------------
     def restore(self) -> bool:
@@ -100,17 +101,23 @@ class Durability:
             return
         records, self._records = self._records, []
         inflight: dict[str, events.Outgoing] = {}
+        owners: dict[str, str] = {}
         for record in records:
             try:
-                self._apply(record, inflight)
+                self._apply(record, inflight, owners)
             except AvalaError as exc:  # it succeeded when it ran: a replay that fails is a bug; go on
                 log.error("replaying record %s (%s) failed: %s", record.get("n"), record.get("k"), exc.detail)
             self.replayed += 1
-        bus = events.bus(self.state.world)
-        bus._outbox.extend(inflight.values())  # drained but never answered before the stop: send again
+        replicator = getattr(self.state, "replicator", None)
+        if self.shared and replicator is not None:  # another worker may be sending them now: it decides (replication.py)
+            replicator.adopt(inflight, owners)
+        else:
+            events.bus(self.state.world)._outbox.extend(inflight.values())  # drained, never answered before the stop: send again
         self._since_checkpoint = len(records)
 
-    def _apply(self, record: dict[str, Any], inflight: dict[str, events.Outgoing]) -> None:
+    def _apply(self, record: dict[str, Any], inflight: dict[str, events.Outgoing], owners: dict[str, str] | None = None) -> None:
+        """Re-run one record. ``inflight``: webhook sends drained and not yet answered (agent callbacks are
+        best effort, never answered, so never tracked); ``owners``: which worker drained (or took over) each."""
         world = self.state.world
         kind = record["k"]
         with world.clock.pinned(record["t"]):
@@ -123,8 +130,15 @@ class Durability:
                     self.handlers[record["op"]](ctx)
             elif kind == "drain":
                 for out in events.bus(world).drain(record["t"]):
-                    inflight[out.record["uid"]] = out
+                    if out.kind == "webhook":
+                        inflight[out.record["uid"]] = out
+                        if owners is not None and "w" in record:
+                            owners[out.record["uid"]] = record["w"]
+            elif kind == "takeover" and owners is not None:
+                owners.update(dict.fromkeys(record["uids"], record["w"]))
             elif kind == "report":
+                if owners is not None:
+                    owners.pop(record["uid"], None)
                 out = inflight.pop(record["uid"], None) or _outgoing(world, record)
                 if out is not None:
                     events.bus(world).report(out, record["status"], record["text"])
@@ -154,7 +168,7 @@ class Durability:
                 self._append(record)
 
     def drained(self, now: float) -> None:
-        self._append({"k": "drain", "t": now})
+        self._append({"k": "drain", "t": now, **({"w": self.worker} if self.worker else {})})
 
     def reported(self, out: events.Outgoing, status: int | None, text: str, now: float) -> None:
         if out.kind == "webhook":

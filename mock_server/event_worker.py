@@ -43,6 +43,8 @@ class EventWorker:
         connector = aiohttp.TCPConnector(resolver=PolicyResolver(self.policy))
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S), connector=connector)
         self._task = asyncio.create_task(self._run(), name="avala-mock-events")
+        if self.state.replicator is not None:
+            self.state.replicator.resend = self.resend
 
     async def stop(self, app: web.Application) -> None:
         if self._task is not None:
@@ -92,6 +94,14 @@ class EventWorker:
             task.add_done_callback(self._sends.discard)
             started += 1
         return started
+
+    def resend(self, outs: list[events.Outgoing]) -> None:
+        """Sends another worker drained and died before answering: made again here (at least once)."""
+        bus = events.bus(self.state.world)
+        for out in outs:
+            task = asyncio.create_task(self._send(bus, out))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     async def _send(self, bus: events.EventBus, out: events.Outgoing) -> None:
         assert self._session is not None

@@ -18,9 +18,9 @@ appended. The rules that make that consistent:
   is gone.
 
 Redis is the only shared component; a worker that dies loses nothing acknowledged (its records are in the
-stream) and the others keep serving. The stream stays bounded: every ``--compact-every`` records the worker
-holding the lock writes a snapshot and trims what it holds (see ``RedisLog``). Not covered: a webhook send in flight on a worker that dies is not
-re-sent by another (the delivery keeps its earlier attempts and schedule).
+stream) and the others keep serving; the webhook sends it had in flight are made by a survivor once its
+heartbeat (``<prefix>:alive:<worker>``) expires. The stream stays bounded: every ``--compact-every``
+records the worker holding the lock writes a snapshot and trims what it holds (see ``RedisLog``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from avala_mock.simulators import events
 from avala_mock.simulators.commandlog import LogStore, frame, pack_snapshot, unframe, unpack_snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from avala_mock.mock_server.durability import Durability
 
@@ -46,6 +46,8 @@ log = logging.getLogger("avala_mock.replication")
 LOCK_TTL_MS = 10_000  # a lock holder that died is waited for this long at most
 LOCK_POLL_S = 0.001
 CATCH_UP_EVERY_S = 0.05  # idle workers stay this current, so due events are drained promptly
+HEARTBEAT_S = 1.0  # a worker says it is alive this often ...
+ALIVE_TTL_MS = 3_000  # ... and is taken for dead this long after it last did (its sends in flight are made again)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -136,7 +138,11 @@ class Replicator:
     def __init__(self, state: Any, durability: Durability, log_store: RedisLog, compact_every: int = 10_000) -> None:
         self.state, self.durability, self.log = state, durability, log_store
         self.worker = log_store.worker
-        self.inflight: dict[str, events.Outgoing] = {}
+        self.inflight: dict[str, events.Outgoing] = {}  # webhook sends other workers drained, not yet answered
+        self.owners: dict[str, str] = {}  # ... and the worker making each one
+        self.resend: Callable[[list[events.Outgoing]], None] | None = None  # the event worker's, set at its start
+        self._beat_at = 0.0
+        self.taken_over = 0  # sends of dead workers this worker made again
         self.compact_every = compact_every
         self.reloads = 0  # times this worker fell behind a trim and reloaded the snapshot
         self._held = 0  # nesting depth of this worker's hold on the write lock
@@ -154,7 +160,7 @@ class Replicator:
         # stream between two catch-ups, so snapshots are written only under the write lock (``exclusive``:
         # every ``compact_every`` records, and when the world is replaced).
         durability = Durability(state, store, compact_every=1 << 62)
-        durability.shared = True
+        durability.shared, durability.worker = True, worker
         state.durability = durability
         return cls(state, durability, store, compact_every)
 
@@ -188,10 +194,12 @@ class Replicator:
                 saved, _ = self.log.read()
                 if saved is not None:
                     self.state.restore(snapshot.decode_state(saved))
+                self.inflight.clear()
+                self.owners.clear()
                 self.log.last_id, self.log.last_n = entry_id, n
                 continue
             try:
-                self.durability._apply(record, self.inflight)
+                self.durability._apply(record, self.inflight, self.owners)
             except Exception:  # it succeeded where it ran; a failure here is a bug, logged, not fatal
                 log.exception("applying record %s (%s) from worker %s failed", record.get("n"), record.get("k"), worker)
             applied += 1
@@ -203,9 +211,10 @@ class Replicator:
         if saved is not None:
             self.state.restore(snapshot.decode_state(saved))
         self.inflight.clear()
+        self.owners.clear()
         for record in records:
             try:
-                self.durability._apply(record, self.inflight)
+                self.durability._apply(record, self.inflight, self.owners)
             except Exception:
                 log.exception("applying record %s (%s) after a reload failed", record.get("n"), record.get("k"))
         self.reloads += 1
@@ -243,7 +252,48 @@ class Replicator:
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.worker, "applied_records": self.log.last_n + 1, "snapshot_upto": self.log.upto,
-                "reloads": self.reloads}
+                "reloads": self.reloads, "sends_taken_over": self.taken_over}
+
+    def adopt(self, inflight: dict[str, events.Outgoing], owners: dict[str, str]) -> None:
+        """Sends in flight when this worker started (replayed from the log): their owners make them, unless dead."""
+        self.inflight.update(inflight)
+        self.owners.update(owners)
+
+    # -- sends of workers that died ------------------------------------------------------------------
+    def _alive_key(self, worker: str) -> str:
+        return f"{self.log.prefix}:alive:{worker}"
+
+    async def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._beat_at < HEARTBEAT_S:
+            return
+        self._beat_at = now
+        self.log.redis.set(self._alive_key(self.worker), 1, px=ALIVE_TTL_MS)
+        if self.inflight and self.resend is not None:
+            await self._take_over()
+
+    async def _take_over(self) -> None:
+        """Make the in-flight sends of workers that stopped saying they are alive. Under the write lock and
+        recorded (``takeover``), so of the survivors exactly one makes each; a send the dead worker did
+        complete but had not reported is made twice (at least once, as any webhook sender on a crash)."""
+        r = self.log.redis
+        owners = {w for uid, w in self.owners.items() if uid in self.inflight} - {self.worker}
+        dead = {w for w in owners if not r.exists(self._alive_key(w))}
+        if not dead:
+            return
+        async with self.exclusive():  # current: a report or takeover made meanwhile is applied first
+            uids = [uid for uid in self.inflight if self.owners.get(uid) in dead]
+            if not uids:
+                return
+            self.durability._append({"k": "takeover", "t": self.state.world.clock.now(), "uids": uids, "w": self.worker})
+            outs = [self.inflight.pop(uid) for uid in uids]
+            for uid in uids:
+                self.owners.pop(uid, None)
+            self.taken_over += len(outs)
+            log.warning("worker %s makes %d send(s) in flight on worker(s) that stopped: %s",
+                        self.worker, len(outs), ", ".join(sorted(dead)))
+            assert self.resend is not None
+            self.resend(outs)
 
     def replaced_world(self) -> None:
         """After a reset or a load (already checkpointed): tell the other workers to reload."""
@@ -264,5 +314,6 @@ class Replicator:
             try:
                 if not self._held:
                     await self.catch_up()
+                await self._heartbeat()
             except Exception:
                 log.exception("catching up with the shared log failed")

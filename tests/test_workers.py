@@ -161,3 +161,74 @@ def test_the_shared_log_is_trimmed_and_a_worker_behind_the_trim_reloads(redis_ur
         r.close()
         first.stop()
         paused.stop()
+
+
+class _HangingReceiver:
+    """A webhook receiver whose first POST never gets an answer (the sender is killed meanwhile); later
+    ones get 200. Records each delivery id it was sent."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.deliveries: list[str] = []
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.deliveries.append(self.headers.get("X-Avala-Delivery", ""))
+                if len(outer.deliveries) == 1:
+                    outer.release.wait(30)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url):
+    receiver = _HangingReceiver()
+    first = _workers(redis_url, 1)[0]
+    second = None
+    try:
+        with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
+            hook = a.post("webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
+            delivery = a.post(f"webhooks/{hook}/test/").json()["delivery"]
+        deadline = time.monotonic() + 10
+        while not receiver.deliveries:  # the first worker is sending it (and the receiver holds on)
+            assert time.monotonic() < deadline, "the first worker never sent the delivery"
+            time.sleep(0.02)
+        second = _workers(redis_url, 1)[0]  # joins while the send is in flight: knows it, and whose it is
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+        with httpx.Client(base_url=second.base_url + "/", headers=KEY, timeout=30) as b:
+            deadline = time.monotonic() + 15
+            while True:  # taken over once the dead worker's heartbeat expires (3 s)
+                d = b.get(f"webhook-deliveries/{delivery}/").json()
+                if d["status"] == "delivered":
+                    break
+                assert time.monotonic() < deadline, d
+                time.sleep(0.1)
+            assert d["attempts"] == 1 and d["response_status"] == 200
+        assert receiver.deliveries == [delivery, delivery]  # sent again, once
+        assert httpx.get(second.origin + "/healthz").json()["replication"]["sends_taken_over"] == 1
+    finally:
+        receiver.close()
+        first.stop()
+        if second is not None:
+            second.stop()
