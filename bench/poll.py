@@ -1,9 +1,10 @@
 """Polling throughput: ``GET /api/v1/auto-label-jobs/{uid}/`` through the whole mock vs a bare aiohttp handler.
 
-    python bench/poll.py [--rounds 8] [--duration 3] [--concurrency 32] [--instructions 2000]
+    python bench/poll.py [--what job|project] [--rounds 8] [--duration 3] [--concurrency 32] [--instructions 2000]
 
 1. Start the mock (instant clock, no throttling), create one 5,000-item job and poll it until completed;
-   capture that GET's exact body and Content-Type.
+   capture that GET's exact body and Content-Type (``--what project``: the first project's GET instead,
+   the path the issue measured).
 2. Start a bare aiohttp app in another subprocess that answers the same path with those bytes.
 3. In alternating rounds (ours, bare, ours, bare, ...), load each server with the same client (wrk on core 0,
    server on core 1; or our aiohttp client) and read req/s, p50/p99 latency and the server's CPU per request.
@@ -40,17 +41,18 @@ from aiohttp import web
 URBAN = "Urban Detection (full city)"
 GOAL_RATIO = 0.6
 JOB_PATH = "/api/v1/auto-label-jobs/{uid}/"
+PROJECT_PATH = "/api/v1/projects/{uid}/"
 
 
 # ---- internal mode: the bare server -------------------------------------------------------------
-async def serve_bare(body_file: str, content_type: str) -> None:
+async def serve_bare(body_file: str, content_type: str, pattern: str) -> None:
     body = Path(body_file).read_bytes()
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app = web.Application()
-    app.router.add_get(JOB_PATH, handler)
+    app.router.add_get(pattern, handler)
     runner = web.AppRunner(app, access_log=None)  # as `avala-mock serve` runs the mock
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -113,6 +115,19 @@ async def completed_job(base: str) -> tuple[str, bytes, str]:
             if json.loads(body)["status"] == "completed":
                 return url, body, ctype
     raise RuntimeError("job did not complete")
+
+
+async def target(base: str, what: str) -> tuple[str, bytes, str, str]:
+    """The URL polled (a completed job's, or the first project's), its body and Content-Type, and the
+    route pattern the bare server registers."""
+    if what == "job":
+        return (*await completed_job(base), JOB_PATH)
+    async with aiohttp.ClientSession(headers=HEADERS) as s:
+        async with s.get(f"{base}/projects/", params={"limit": "1"}) as r:
+            uid = (await r.json())["results"][0]["uid"]
+        url = base.rsplit("/api/v1", 1)[0] + PROJECT_PATH.format(uid=uid)
+        async with s.get(url) as r:
+            return url, await r.read(), r.headers["Content-Type"], PROJECT_PATH
 
 
 def measure_wrk(url: str, server_pid: int, args: argparse.Namespace) -> dict:
@@ -178,17 +193,17 @@ def bench(args: argparse.Namespace) -> None:
           f"{args.concurrency} connections, {args.duration:g} s per target and round")
     with tempfile.TemporaryDirectory() as tmp:
         with mock_server("--time-scale", "instant") as (mock, base, _):
-            url, body, ctype = asyncio.run(completed_job(base))
+            url, body, ctype, pattern = asyncio.run(target(base, args.what))
             body_file = Path(tmp) / "body.json"
             body_file.write_bytes(body)
             print(f"captured {len(body):,} bytes of {ctype} from {url}")
             path = url.split(base.rsplit("/api/v1", 1)[0], 1)[1]
-            with child([sys.executable, __file__, "bare", str(body_file), ctype]) as (bare, port):
+            with child([sys.executable, __file__, "bare", str(body_file), ctype, pattern]) as (bare, port):
                 results = timed_rounds(args, {"ours": (url, mock.pid), "bare": (f"http://127.0.0.1:{port}{path}", bare.pid)},
                                        len(body))
         summarize(args, results)
         if args.instructions:
-            count_instructions(args.instructions, body_file, ctype, len(body))
+            count_instructions(args, body_file, ctype, pattern, len(body))
 
 
 def timed_rounds(args: argparse.Namespace, targets: dict[str, tuple[str, int]], expect_len: int) -> dict[str, list[dict]]:
@@ -222,17 +237,18 @@ def summarize(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
 
 
 # ---- instructions per request (callgrind) -------------------------------------------------------
-def count_instructions(n: int, body_file: Path, ctype: str, expect_len: int) -> None:
+def count_instructions(args: argparse.Namespace, body_file: Path, ctype: str, pattern: str, expect_len: int) -> None:
+    n = args.instructions
     if not shutil.which("valgrind"):
         print("instructions: skipped (valgrind is not installed; apt install valgrind)")
         return
     with tempfile.TemporaryDirectory() as tmp:
         grind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.%p"]
         with mock_server("--time-scale", "instant", command=[*grind, sys.executable, "-m", "avala_mock"], timeout=600) as (mock, base, _):
-            url = asyncio.run(completed_job(base))[0]
+            url = asyncio.run(target(base, args.what))[0]
             path = url.split(base.rsplit("/api/v1", 1)[0], 1)[1]
             ours = _instructions(mock.pid, base.rsplit("/api/v1", 1)[0], path, n, expect_len, tmp)
-        with child([*grind, sys.executable, __file__, "bare", str(body_file), ctype], timeout=300) as (bare, port):
+        with child([*grind, sys.executable, __file__, "bare", str(body_file), ctype, pattern], timeout=300) as (bare, port):
             theirs = _instructions(bare.pid, f"http://127.0.0.1:{port}", path, n, expect_len, tmp)
     print(f"instructions per request (callgrind, {n:,} sequential GETs after 300 warm-up): ours {ours:,.0f}, bare {theirs:,.0f}; "
           f"bare/ours {versus(theirs / ours, GOAL_RATIO, '', '{:.2f}', higher_is_better=True)}")
@@ -271,6 +287,7 @@ def main() -> None:
     b = sub.add_parser("bare")
     b.add_argument("body_file")
     b.add_argument("content_type")
+    b.add_argument("pattern")
     load = sub.add_parser("load")
     load.add_argument("url")
     for p in (ap, load):
@@ -280,13 +297,15 @@ def main() -> None:
         p.add_argument("--max-requests", type=int, default=500_000, help="per phase, as a bound")
     load.add_argument("--expect-len", type=int, default=-1)
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--what", choices=["job", "project"], default="job",
+                    help="GET a completed auto-label job (default) or a project (the issue's measure)")
     ap.add_argument("--instructions", type=int, default=0, metavar="N",
                     help="also count CPU instructions per request under callgrind over N GETs (needs valgrind)")
     ap.add_argument("--client", choices=["aiohttp", "wrk"], default="wrk" if shutil.which("wrk") else "aiohttp",
                     help="load generator: wrk (apt install wrk; pinned to core 0, servers to core 1) or our aiohttp one")
     args = ap.parse_args()
     if args.mode == "bare":
-        asyncio.run(serve_bare(args.body_file, args.content_type))
+        asyncio.run(serve_bare(args.body_file, args.content_type, args.pattern))
     elif args.mode == "load":
         total = args.warmup + args.duration + 30
         result = asyncio.run(asyncio.wait_for(run_load(args.url, args.concurrency, args.warmup, args.duration,

@@ -226,10 +226,15 @@ class Spec:
             operation.body_validator = jsonschema_rs.validator_for({"$ref": f"{urn}#/{pointer}"}, registry=registry, validate_formats=True)
 
     def routes(self) -> list[Operation]:
-        """Operations in registration order: at each segment, literals before placeholders (§1.3)."""
+        """Operations in registration order: shorter paths first, then at each segment literals before
+        placeholders (§1.3). aiohttp tries the routes under one literal prefix in registration order, and a
+        placeholder never spans a ``/``, so paths of different lengths cannot match the same URL: putting
+        ``/projects/{uid}/`` before the nine deeper ``/projects/{project_uid}/...`` routes makes a
+        project's GET try 2 patterns instead of 10."""
 
         def key(op: Operation) -> tuple:
-            return tuple((seg.startswith("{"), seg) for seg in op.path.strip("/").split("/")), op.method
+            segments = op.path.strip("/").split("/")
+            return len(segments), tuple((seg.startswith("{"), seg) for seg in segments), op.method
 
         return sorted(self.operations.values(), key=key)
 
