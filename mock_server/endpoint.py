@@ -82,6 +82,14 @@ def operation(op: Operation, fn: Callable | None, state: MockState) -> Answer:
             return web.Response(status=204, headers=headers)
         return web.Response(body=orjson.dumps(result), status=success, headers={"Content-Type": "application/json", **headers})
 
+    def answer_now(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
+        """``answer`` without awaiting anything: for an operation with no body, on a world of its own."""
+        store, user = authenticate(request, key, found)
+        if fn is None:
+            raise not_implemented(op)
+        query = op.parse_query(request.query) if op.query else {}
+        return run(request, key, store, user, dict(request.match_info), query, None, headers)
+
     async def answer(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
         store, user = authenticate(request, key, found)
         if fn is None:
@@ -102,11 +110,14 @@ def operation(op: Operation, fn: Callable | None, state: MockState) -> Answer:
         store, user = authenticate(request, key, _resolve(state, key))
         return run(request, key, store, user, path, query, body, headers)
 
+    # Most requests (GETs, bodiless POSTs) have nothing to wait for: one coroutine less on their path.
+    answer.now = answer_now if not op.body and state.replicator is None else None  # type: ignore[attr-defined]
     return answer
 
 
 def api_route(state: MockState, answer: Answer, op_id: str | None) -> Handler:
     """An Avala route: the key resolved once, throttling, shaping, the answer, journal and log line."""
+    now = getattr(answer, "now", None)
 
     async def route(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -141,7 +152,7 @@ def api_route(state: MockState, answer: Answer, op_id: str | None) -> Handler:
                                          organization)
                     _log_line(request, status, started, op_id, organization)
                     return response
-            response = await answer(request, key, found, headers)
+            response = now(request, key, found, headers) if now is not None else await answer(request, key, found, headers)
         except Exception as exc:
             response = error_answer(request, exc)
             response.headers.update(headers)

@@ -32,6 +32,15 @@ def user(u: User, store: OrgStore) -> dict[str, Any]:
     }
 
 
+assert NO_RESULT == 0  # labeled_count relies on it
+
+
+def labeled_count(p: Project) -> int:
+    """Items with any result: NO_RESULT is 0, so the non-zero states, counted without a temporary mask
+    (a project's GET would otherwise allocate one byte per item)."""
+    return int(np.count_nonzero(p.result_state))
+
+
 def project(p: Project) -> dict[str, Any]:
     return {
         "uid": p.uid,
@@ -42,7 +51,7 @@ def project(p: Project) -> dict[str, Any]:
         "labels": p.labels,
         "dataset": p.dataset.uid,
         "item_count": len(p.rows),
-        "labeled_item_count": int(np.count_nonzero(p.result_state != NO_RESULT)),
+        "labeled_item_count": labeled_count(p),
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
     }
