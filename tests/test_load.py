@@ -1,9 +1,11 @@
-"""``avala-mock load`` as a user runs it: Locust in a child process against a real mock, then its reports."""
+"""``avala-mock load`` as a user runs it: Locust in a child process against a real mock, then its reports
+(kept in ``artifacts/load/``, or ``$AVALA_MOCK_ARTIFACTS/load/``)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -31,20 +33,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_load_run_writes_charts_and_stats_by_route(tmp_path: Path):
-    html_path = tmp_path / "r.html"
+def test_load_run_writes_charts_and_stats_by_route():
+    # Kept where a user (or CI) can open it: artifacts/load/r.html and r_*.csv (or under $AVALA_MOCK_ARTIFACTS).
+    out_dir = Path(os.environ.get("AVALA_MOCK_ARTIFACTS") or Path(__file__).resolve().parent.parent / "artifacts") / "load"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / "r.html"
     with LiveServer(ServerConfig(time_scale="instant", seed=5, rate_limit=10**9)) as server:
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "avala_mock", "load", "--base-url", server.base_url, "--api-key", server.api_key,
              "--users", "20", "--spawn-rate", "20", "--run-time", "20s", "--html", str(html_path),
-             "--csv", str(tmp_path / "r"), "--allow-failures"],
+             "--csv", str(out_dir / "r"), "--allow-failures"],
             capture_output=True, text=True, timeout=120,
         )
         elapsed = time.monotonic() - started
         journal = server.control("GET", "journal", params={"limit": 100000})
     out = done.stdout + done.stderr
-    print(f"load run: {elapsed:.1f}s")
+    print(f"load run: {elapsed:.1f}s; report {html_path}")
     assert done.returncode == 0, out[-4000:]
     assert server.api_key not in out  # the key travels in the environment only
 
@@ -61,13 +66,13 @@ def test_load_run_writes_charts_and_stats_by_route(tmp_path: Path):
     names = {(s["method"], s["name"]) for s in args["requests_statistics"]}
     assert ("JOB", "auto-label time-to-complete") in names
 
-    stats = {(row["Type"], row["Name"]): row for row in read_csv(tmp_path / "r_stats.csv")}
+    stats = {(row["Type"], row["Name"]): row for row in read_csv(out_dir / "r_stats.csv")}
     for key in [("GET", "/projects/"), ("POST", "/fleet/events/batch/"), ("JOB", "auto-label time-to-complete"),
                 ("GET", "/datasets/{owner}/{slug}/items/"), ("GET", "/agents/")]:
         assert key in stats and int(stats[key]["Request Count"]) >= 1, (key, sorted(stats))
     assert not [k for k in stats if "?" in k[1]], "requests are named by route template, without queries"
 
-    failures = read_csv(tmp_path / "r_failures.csv")
+    failures = read_csv(out_dir / "r_failures.csv")
     assert not [f for f in failures if "5xx" in f["Error"] or "connection error" in f["Error"]], failures
     assert not [e for e in journal["entries"] if e["status"] >= 500]
     assert any(e["path"].endswith("/fleet/events/batch/") and e["status"] == 201 for e in journal["entries"])
