@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import avala
 import httpx
 import pytest
 
@@ -152,6 +153,12 @@ def test_the_shared_log_is_trimmed_and_a_worker_behind_the_trim_reloads(redis_ur
             assert {f"trim-{i}" for i in range(250)} <= names  # reloaded from the snapshot, then the rest
             health = httpx.get(paused.origin + "/healthz").json()["replication"]
             assert health["reloads"] == 1 and health["applied_records"] >= 255
+        sdk = avala.Client(api_key=KEY["X-Avala-Api-Key"], base_url=paused.base_url)  # the official SDK, paging
+        try:
+            assert {f"trim-{i}" for i in range(250)} <= {a.name for a in sdk.agents.list(limit=1000)}
+        finally:
+            sdk.close()
+        with httpx.Client(base_url=paused.base_url + "/", headers=KEY, timeout=30) as b:
             assert b.get(f"webhooks/{made[4]}/").status_code == 200
             assert b.post("agents/", json={"name": "after-reload", "events": ["task.completed"]}).status_code == 201
         with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
