@@ -96,6 +96,20 @@ def test_each_kind_of_off_contract_request_is_journaled(journal):
     assert all(journal.api_key not in str(v) for v in found)
 
 
+def test_the_mocks_own_planes_are_not_off_contract_and_placeholder_paths_tell_methods(journal):
+    key = {"X-Avala-Api-Key": journal.api_key}
+    h = journal.http
+    assert h.get("/healthz").status_code == 200
+    dataset = h.get("/api/v1/datasets/", headers=key).json()["results"][0]
+    items = h.get(f"/api/v1/datasets/{dataset['owner_name']}/{dataset['slug']}/items/", params={"limit": 1}, headers=key)
+    image = h.get(items.json()["results"][0]["url"])  # a media URL the client was handed
+    assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
+    hook = h.post("/api/v1/webhooks/", json={"target_url": "http://127.0.0.1:9/h", "events": ["task.completed"]}, headers=key)
+    assert h.put(f"/api/v1/webhooks/{hook.json()['uid']}/", json={}, headers=key).status_code == 405  # via the fallback
+    found = journal.control("GET", "violations")["violations"]
+    assert [(v["rule"], v["path"]) for v in found] == [("method", f"/api/v1/webhooks/{hook.json()['uid']}/")]
+
+
 def test_not_strict_server_says_so(live):
     assert httpx.get(live.origin + "/_mock/violations/").json()["enabled"] is False
 
