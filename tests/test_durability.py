@@ -256,3 +256,26 @@ def test_the_log_store_numbers_records_and_skips_what_a_snapshot_holds(tmp_path)
     snap, records = again.read()
     assert snap == b"state" and [r["i"] for r in records] == [2, 3] and again.position() == 4
     again.close()
+
+
+def test_agent_callbacks_are_not_sent_again_after_a_crash(tmp_path, webhook_receiver):
+    """Callbacks are best effort and never answered into the log: replaying it after ``kill -9`` must not take
+    every callback since the last snapshot for a send still in flight (webhook deliveries in flight are re-sent)."""
+    args = ("--manual-clock", "--seed", "3", "--state-dir", str(tmp_path), "--compact-every", "1000000")
+    with ServeProcess(*args) as server:
+        with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
+            project = c.get("/projects/", params={"limit": 100}).json()["results"][1]["uid"]
+            c.post("/agents/", json={"name": "cb", "events": ["auto_label.completed"], "callback_url": webhook_receiver.url})
+            c.post(f"/projects/{project}/auto-label/", json={"model_type": "yolo"})
+            server.advance(3600)
+        assert len(webhook_receiver.wait_for("auto_label.completed", timeout=20)) == 1
+        server.proc.kill()  # SIGKILL: no final snapshot, so the restart replays the drain that made the callback
+        server.proc.wait(10)
+    with ServeProcess(*args) as server:
+        with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
+            hook = c.post("/webhooks/", json={"target_url": webhook_receiver.url, "events": ["task.completed"]}).json()
+            c.post(f"/webhooks/{hook['uid']}/test/")  # something to drain after the restart
+            webhook_receiver.wait_for("webhook.test", timeout=20)
+            server.advance(60)
+            time.sleep(0.5)  # a re-sent callback would be on its way by now (nothing to poll for: it must not come)
+    assert len(webhook_receiver.events("auto_label.completed")) == 1
