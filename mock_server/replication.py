@@ -184,20 +184,14 @@ class Replicator:
         # handing the call to a thread and back costs.
         entries = self.log.new_entries()
         if self.log.missed(entries):  # the log was trimmed past what this worker applied: start over
-            return self._reload()
+            return self._reload(behind=True)
         applied = 0
         for entry_id, record, n, worker in entries:
             self.log.last_id, self.log.last_n = entry_id, n
             if worker == self.worker:
                 continue
-            if record["k"] == "reload":  # another worker replaced the world: load its snapshot
-                saved, _ = self.log.read()
-                if saved is not None:
-                    self.state.restore(snapshot.decode_state(saved))
-                self.inflight.clear()
-                self.owners.clear()
-                self.log.last_id, self.log.last_n = entry_id, n
-                continue
+            if record["k"] == "reload":  # another worker replaced the world: its snapshot and what followed
+                return applied + self._reload(behind=False)
             try:
                 self.durability._apply(record, self.inflight, self.owners)
             except Exception:  # it succeeded where it ran; a failure here is a bug, logged, not fatal
@@ -205,8 +199,9 @@ class Replicator:
             applied += 1
         return applied
 
-    def _reload(self) -> int:
-        """The shared snapshot and every record after it, this worker's own included (its world is rebuilt)."""
+    def _reload(self, behind: bool) -> int:
+        """The shared snapshot and every record after it, this worker's own included (its world is rebuilt);
+        ``behind``: because the log was trimmed past what this worker had applied (else: the world was replaced)."""
         saved, records = self.log.read()
         if saved is not None:
             self.state.restore(snapshot.decode_state(saved))
@@ -217,8 +212,9 @@ class Replicator:
                 self.durability._apply(record, self.inflight, self.owners)
             except Exception:
                 log.exception("applying record %s (%s) after a reload failed", record.get("n"), record.get("k"))
-        self.reloads += 1
-        log.info("worker %s reloaded the shared snapshot (the log was trimmed past it)", self.worker)
+        if behind:
+            self.reloads += 1
+            log.info("worker %s reloaded the shared snapshot (the log was trimmed past it)", self.worker)
         return len(records)
 
     @asynccontextmanager

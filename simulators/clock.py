@@ -77,16 +77,16 @@ class Clock:
     def pinned(self, at: float | None = None) -> Iterator[float]:
         """Hold ``now()`` at one instant (the current one, or ``at``) while a command runs, so that the
         command reads one time throughout and replaying it later reads the same."""
-        held, self._pinned = self._pinned, self.now() if at is None else at
+        held = self.pin(at)
         try:
-            yield self._pinned
+            yield self._pinned  # type: ignore[misc]
         finally:
-            self._pinned = held
+            self.unpin(held)
 
-    def pin(self) -> float | None:
-        """``pinned()`` without the context manager, for the request path: hold ``now()`` at the current
-        instant; returns what to hand ``unpin`` (in a ``finally``)."""
-        held, self._pinned = self._pinned, self.now()
+    def pin(self, at: float | None = None) -> float | None:
+        """``pinned()`` without the context manager (the request path, where a generator frame per request
+        shows): returns what to hand ``unpin`` in a ``finally``."""
+        held, self._pinned = self._pinned, self.now() if at is None else at
         return held
 
     def unpin(self, held: float | None) -> None:

@@ -239,3 +239,20 @@ def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url):
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_reset_on_one_worker_is_the_world_of_every_worker(redis_url):
+    a_srv, b_srv = _workers(redis_url, 2)
+    try:
+        with httpx.Client(base_url=a_srv.base_url + "/", headers=KEY, timeout=30) as a, \
+                httpx.Client(base_url=b_srv.base_url + "/", headers=KEY, timeout=30) as b:
+            before = {x["uid"] for x in b.get("agents/", params={"limit": 100}).json()["results"]}
+            gone = a.post("agents/", json={"name": "before-reset", "events": ["task.completed"]}).json()["uid"]
+            assert gone in {x["uid"] for x in b.get("agents/", params={"limit": 100}).json()["results"]}
+            assert httpx.post(b_srv.origin + "/_mock/reset/", json={}).status_code == 200
+            assert {x["uid"] for x in a.get("agents/", params={"limit": 100}).json()["results"]} == before
+            made = a.post("agents/", json={"name": "after-reset", "events": ["task.completed"]}).json()["uid"]
+            assert b.get(f"agents/{made}/").json()["name"] == "after-reset"
+    finally:
+        a_srv.stop()
+        b_srv.stop()
