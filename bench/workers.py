@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import KEY, avala_mock_cmd, proc_cpu
+from _common import HEADERS, KEY, mock_server, proc_cpu
 
 
 def free_port() -> int:
@@ -49,18 +49,9 @@ def wrk(url: str, duration: float, connections: int, script: str | None) -> tupl
 
 
 def run(label: str, extra: list[str], args: argparse.Namespace, post_script: str) -> None:
-    port = free_port()
-    proc = subprocess.Popen([*avala_mock_cmd(), "serve", "--port", str(port), "--time-scale", "instant",
-                             "--rate-limit", "100000000", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}/api/v1"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                uid = httpx.get(base + "/projects/?limit=1", headers={"X-Avala-Api-Key": KEY}).json()["results"][0]["uid"]
-                break
-            except (httpx.HTTPError, KeyError):
-                time.sleep(0.2)
+    # A fixed port: with --workers N every worker process listens on it (SO_REUSEPORT).
+    with mock_server("--port", str(free_port()), "--time-scale", "instant", *extra) as (proc, base, _):
+        uid = httpx.get(base + "/projects/?limit=1", headers=HEADERS).json()["results"][0]["uid"]
         time.sleep(1.0)  # every worker up
         for name, url, script in (("GET project", f"{base}/projects/{uid}/", None), ("POST agent", f"{base}/agents/", post_script)):
             wrk(url, 1, args.connections, script)  # warm-up
@@ -68,12 +59,6 @@ def run(label: str, extra: list[str], args: argparse.Namespace, post_script: str
             n, rps = wrk(url, args.duration, args.connections, script)
             cpu = tree_cpu(proc.pid) - cpu0
             print(f"{label:34s} {name:12s} {rps:8,.0f} req/s  server CPU {cpu / n * 1e6:6.0f} us/req")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ from typing import Any
 from schemathesis.core import NOT_SET
 from schemathesis.generation import GenerationMode
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from avala_mock.mock_server.bodies import INT64
+
+INT64_MIN, INT64_MAX = INT64
 MANIFEST_OPERATIONS = frozenset({
     "init_fleet_recording_upload", "admit_managed_fleet_upload",
 })

@@ -87,15 +87,13 @@ def list_dashboard_buckets(ctx: Ctx) -> dict[str, Any]:
 def state_of(state: MockState) -> dict[str, Any]:
     world = state.world
     with world.clock.pinned() as now:
-        jobs = []
-        for store in world.stores.values():
-            for job in autolabel.list_jobs(store, now):
-                jobs.append((job.created_at, _job(job, job.view(now), now, store.org.slug)))
-    jobs.sort(key=lambda j: -j[0])
+        found = [(job, store.org.slug) for store in world.stores.values() for job in autolabel.list_jobs(store, now)]
+        found.sort(key=lambda j: -j[0].created_at)
+        jobs = [_job(job, job.view(now), now, org) for job, org in found[:200]]  # only the shown ones are viewed
     clock = world.clock.describe()
     scenario = state.scenario.get("name", "inline") if isinstance(state.scenario, dict) else None
     return {"clock": clock, "scenario": scenario,
-            "strict": state.config.strict, "journal": state.journal.describe(), "jobs": [j for _, j in jobs[:200]]}
+            "strict": state.config.strict, "journal": state.journal.describe(), "jobs": jobs}
 
 
 def _job(job: autolabel.AutoLabelJob, view: autolabel.JobView, now: float, org: str | None = None) -> dict[str, Any]:
@@ -163,11 +161,13 @@ def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler],
             "healthz": f"{base}/healthz", "state": f"{base}/_mock/dashboard/state/", "stream": f"{base}/_mock/dashboard/stream/",
         }, dumps=lambda o: orjson.dumps(o).decode())
 
+    files = {name: (UI_DIR / name).read_bytes() for name in UI_FILES}  # shipped with the package: read once
+
     async def asset(request: web.Request) -> web.StreamResponse:
         name = request.match_info.get("name") or "index.html"
-        if name not in UI_FILES:
+        if name not in files:
             raise ApiError(404, f"No dashboard file {name!r}.")
-        return web.Response(body=(UI_DIR / name).read_bytes(), content_type=UI_FILES[name], headers={"Cache-Control": "no-cache"})
+        return web.Response(body=files[name], content_type=UI_FILES[name], headers={"Cache-Control": "no-cache"})
 
     async def stream(request: web.Request) -> web.StreamResponse:
         if len(streams) >= MAX_STREAMS:

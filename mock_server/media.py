@@ -16,17 +16,15 @@ from aiohttp import web
 
 from avala_mock.mock_server.context import Handler
 from avala_mock.mock_server.errors import ApiError
-from avala_mock.mock_server.state import STATE, MockState
+from avala_mock.mock_server.state import MockState
 from avala_mock.simulators import imaging, media
 from avala_mock.simulators.world import Dataset, World
 
 CACHE_CONTROL = "private, max-age=86400"
-MEDIA_CACHE: web.AppKey[imaging.RenderCache] = web.AppKey("media_cache", imaging.RenderCache)
 
 
 def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler], Handler]) -> None:
     cache = imaging.RenderCache()
-    app[MEDIA_CACHE] = cache
     for pattern, resolve in (
         (r"/{dataset}/items/{key:.+}", _item),
         (r"/{dataset}/thumbs/{index:\d{6}}.jpg", _thumb),
@@ -38,7 +36,7 @@ def add_routes(app: web.Application, state: MockState, wrap: Callable[[Handler],
 
 def _handler(state: MockState, cache: imaging.RenderCache, resolve: Callable) -> Callable:
     async def serve(request: web.Request) -> web.StreamResponse:
-        world = request.app[STATE].world
+        world = state.world
         rest = request.rel_url.raw_path.removeprefix(media.PREFIX)[1 + 32:]
         if not hmac.compare_digest(request.match_info["sig"], media.signature(world, rest)):
             raise ApiError(403, "This media URL was not handed out by this server's world (its signature does not match).")

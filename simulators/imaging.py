@@ -27,7 +27,9 @@ PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114
            (204, 121, 167), (160, 82, 45), (148, 103, 189), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 _backgrounds: dict[tuple[int, int], Image.Image] = {}
-_key_indexes: dict[str, tuple[int, dict[str, int]]] = {}  # dataset uid -> (key count, key -> index)
+# dataset uid -> (its key list, key -> index); the list itself is kept and compared by identity, so a
+# dataset of a later world with the same uid never gets this one's map
+_key_indexes: dict[str, tuple[list[str], dict[str, int]]] = {}
 _bg_lock = threading.Lock()
 
 
@@ -54,8 +56,8 @@ def item_index(d: Dataset, key: str) -> int | None:
         index = int(name)
     else:
         cached = _key_indexes.get(d.uid)
-        if cached is None or cached[0] != len(d.item_keys):
-            cached = _key_indexes[d.uid] = (len(d.item_keys), {k: i for i, k in enumerate(d.item_keys)})
+        if cached is None or cached[0] is not d.item_keys:
+            cached = _key_indexes[d.uid] = (d.item_keys, {k: i for i, k in enumerate(d.item_keys)})
         index = cached[1].get(key, -1)
     return index if 0 <= index < len(d.item_uids) else None
 
@@ -130,18 +132,14 @@ class RenderCache:
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.held = 0
-        self.hits = self.misses = 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
             data = self._items.get(key)
-            if data is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
+            if data is not None:
+                self._items.move_to_end(key)
             return data
 
     def put(self, key: str, data: bytes) -> None:

@@ -14,6 +14,7 @@ direct backend use (tests, scripts).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -35,8 +36,12 @@ def origin(world: World) -> str:
 
 def signature(world: World, rest: str) -> str:
     """The signature of ``rest``, the quoted path after ``/_media/<signature>``."""
-    key = hashlib.sha256(f"avala-mock-media:{world.seed}".encode()).digest()
-    return hmac.new(key, rest.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_key(world.seed), rest.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=16)
+def _key(seed: int) -> bytes:
+    return hashlib.sha256(f"avala-mock-media:{seed}".encode()).digest()
 
 
 def signed_url(world: World, rest: str) -> str:

@@ -31,8 +31,9 @@ DEFAULT_RETENTION = 10_000
 
 
 def key_digest(key: str) -> str:
-    # Every request hashes its key (twice: rate-limit bucket, then authentication); short keys, the only
-    # real ones, are remembered, so an invented 60 KB key costs a hash and never a cache slot.
+    # Every request hashes its key (once for its bucket and authentication; again under a shared world's
+    # lock and in the durable log); short keys, the only real ones, are remembered, so an invented 60 KB
+    # key costs a hash and never a cache slot.
     return _short_key_digest(key) if len(key) <= 128 else hashlib.sha256(key.encode()).hexdigest()
 
 

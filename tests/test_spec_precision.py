@@ -14,11 +14,11 @@ import pytest
 
 from avala_mock.contracts import unstated
 from avala_mock.fixtures.yamlio import load_yaml
+from avala_mock.mock_server.bodies import INT64
 from avala_mock.mock_server.spec import default_spec_path
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import LiveServer
 
-INT64 = (-(2**63), 2**63 - 1)
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
