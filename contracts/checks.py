@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from avala_mock.contracts.target import Target, short, where
+from avala_mock.contracts.target import Target, segment, short, where
 from avala_mock.mock_server.spec import Spec
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -151,7 +151,7 @@ def run_lifecycle(target: Target, timeout: float = 60.0, sleep: Callable[[float]
     projects = [p["uid"] for p in body["results"] if isinstance(p, dict) and isinstance(p.get("uid"), str)]
     jobs: list[dict] = []
     for uid in projects:
-        r = target.call("create_auto_label_job", LIFECYCLE, "POST", f"/projects/{uid}/auto-label/",
+        r = target.call("create_auto_label_job", LIFECYCLE, "POST", f"/projects/{segment(uid)}/auto-label/",
                         json={"model_type": "yolo", "confidence_threshold": 0.5})
         if r is None or r.status_code == 409:
             continue
@@ -161,7 +161,7 @@ def run_lifecycle(target: Target, timeout: float = 60.0, sleep: Callable[[float]
             return
         if job.get("status") != "pending":
             report.fail("create_auto_label_job", LIFECYCLE, f"a new job is {job.get('status')!r}, not 'pending'")
-        again = target.call("create_auto_label_job", LIFECYCLE, "POST", f"/projects/{uid}/auto-label/", json={"model_type": "yolo"})
+        again = target.call("create_auto_label_job", LIFECYCLE, "POST", f"/projects/{segment(uid)}/auto-label/", json={"model_type": "yolo"})
         if again is not None and again.status_code != 409:
             report.fail("create_auto_label_job", LIFECYCLE, f"a second job on a busy project answered {again.status_code}, not 409")
         jobs.append(job)
@@ -195,7 +195,7 @@ def _check_counters(target: Target, job: dict) -> None:
 
 
 def _get(target: Target, uid: str, op_id: str = "get_auto_label_job") -> dict | None:
-    r = target.call(op_id, LIFECYCLE, "GET", f"/auto-label-jobs/{uid}/")
+    r = target.call(op_id, LIFECYCLE, "GET", f"/auto-label-jobs/{segment(uid)}/")
     if r is None:
         return None
     if r.status_code != 200:
@@ -259,7 +259,7 @@ def _cancel_case(target: Target, job: dict, timeout: float, sleep: Callable[[flo
     if now is None or now["status"] in TERMINAL:
         report.notes.append("lifecycle: the job ended before it could be cancelled; cancel check skipped")
         return
-    r = target.call("cancel_auto_label_job", LIFECYCLE, "DELETE", f"/auto-label-jobs/{job['uid']}/")
+    r = target.call("cancel_auto_label_job", LIFECYCLE, "DELETE", f"/auto-label-jobs/{segment(job['uid'])}/")
     if r is None or r.status_code not in (200, 202, 204):
         if r is not None:
             report.fail("cancel_auto_label_job", LIFECYCLE, f"{where(r)}: cancel answered {r.status_code}")
@@ -274,6 +274,6 @@ def _cancel_case(target: Target, job: dict, timeout: float, sleep: Callable[[flo
     if _number(after, "processed_items") < _number(now, "processed_items"):
         report.fail("cancel_auto_label_job", LIFECYCLE,
                     f"cancel lost processed items ({now.get('processed_items')} -> {after.get('processed_items')})")
-    again = target.call("cancel_auto_label_job", LIFECYCLE, "DELETE", f"/auto-label-jobs/{job['uid']}/")
+    again = target.call("cancel_auto_label_job", LIFECYCLE, "DELETE", f"/auto-label-jobs/{segment(job['uid'])}/")
     if again is not None and again.status_code != 409:
         report.fail("cancel_auto_label_job", LIFECYCLE, f"cancelling an ended job answered {again.status_code}, not 409")

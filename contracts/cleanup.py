@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from avala_mock.contracts.target import segment
 from avala_mock.mock_server.spec import Spec
 
 # create operationId -> (the operation that undoes it, the field of the created object it needs)
@@ -68,7 +69,8 @@ class Cleanup:
         undo_op, template, key = undo
         value = body.get(key) or body.get("uid")
         if isinstance(value, str) and value:
-            self.created.append(Created(op_id, undo_op, re.sub(r"\{[^}]+\}", value, template, count=1)))
+            undo_path = re.sub(r"\{[^}]+\}", lambda _: segment(value), template, count=1)  # value is no regex template
+            self.created.append(Created(op_id, undo_op, undo_path))
 
     def run(self, target: Any) -> str:
         """Undo what can be undone (newest first); a one-line account for the report."""

@@ -157,9 +157,13 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
             phase, done = event.phase.name.value, 0
             say(f"schemathesis: {phase} phase")
         elif isinstance(event, events.ScenarioFinished):
-            if event.is_test_scenario:
-                _fold_scenario(event, report, spec)
-            _note_created(event, cleanup)
+            try:
+                if event.is_test_scenario:
+                    _fold_scenario(event, report, spec)
+                _note_created(event, cleanup)
+            except Exception as exc:  # what a foreign server answered must not end the run: say it and go on
+                report.errors.append(f"harness could not read a scenario of {event.recorder.label}: "
+                                     f"{type(exc).__name__}: {str(exc)[:200]}")
             done += 1
             if time.monotonic() - last_said > 1.0:
                 last_said = time.monotonic()

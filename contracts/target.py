@@ -8,7 +8,7 @@ key or is not an Avala API is one clear message and exit code 2, not minutes of 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -50,6 +50,11 @@ def _reason(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     text = str(cause or exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:200]
+
+
+def segment(uid: str) -> str:
+    """A uid the server handed out, as one path segment: a foreign server's ids may hold '/', '?' or '\\'."""
+    return quote(uid, safe="")
 
 
 def short(text: str) -> str:

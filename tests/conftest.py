@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import avala
 import httpx
 import pytest
+from hypothesis import settings
 
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import ExternalServer, LiveServer, ServerHandle
@@ -15,6 +16,17 @@ from avala_mock.mock_server.testing import ExternalServer, LiveServer, ServerHan
 # Every server in this suite is a local http mock: the SDKs refuse plain http without this, and tests that
 # start their own server must not depend on another test having set it first (xdist runs them in any order).
 os.environ["AVALA_ALLOW_INSECURE_BASE_URL"] = "true"
+
+
+# The property tests draw the same examples at every run, so a red CI run is red again on a re-run and a
+# green one does not turn red by luck. `pytest --hypothesis-profile explore` draws fresh ones.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("hypothesis_profile", default=None):
+        settings.load_profile("deterministic")
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import socket
 import time
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avala_mock.__main__ import main
 from avala_mock.contracts.broken import BrokenServer, StatelessServer
+from avala_mock.contracts.cleanup import Cleanup
 from avala_mock.contracts.runner import HarnessOptions, run_harness
 from avala_mock.contracts.target import TargetProblem, preflight
+from avala_mock.mock_server.spec import Spec, default_spec_path
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import LiveServer
 
+CLEANUP_SPEC = Spec(default_spec_path())
 LIFECYCLE_OPS = "list_projects,create_auto_label_job,get_auto_label_job,cancel_auto_label_job,list_datasets,get_project"
 
 
@@ -114,3 +120,15 @@ def test_the_run_leaves_nothing_behind_unless_asked():
         run_harness(HarnessOptions(server.base_url, server.api_key, operations=["create_webhook"], max_examples=3,
                                    own_checks=(), keep_data=True))
         assert counts()["/webhooks/"] > before["/webhooks/"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(uid=st.text(min_size=1))
+def test_any_uid_a_foreign_server_answers_with_becomes_one_undo_path_segment(uid):
+    # A stateless server's random uid once held a backslash, which broke the undo URL and with it the whole run.
+    cleanup = Cleanup(CLEANUP_SPEC, "/api/v1")
+    cleanup.note("POST", "http://h/api/v1/webhooks/", 201, {"uid": uid})
+    cleanup.note("POST", "http://h/api/v1/webhooks/", 201, {"uid": 7})  # not a string: nothing to undo by
+    (created,) = cleanup.created
+    head, _, segment = created.url.rstrip("/").rpartition("/")
+    assert created.undo == "delete_webhook" and head == "/webhooks" and unquote(segment) == uid
