@@ -101,8 +101,9 @@ class StatelessServer(LiveServer):
 
     EXAMPLES = 12  # drawn per operation on its first call; the three richest are served
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         super().__init__(ServerConfig(manual_clock=True, rate_limit=10**9))
+        self.seed = seed
         self.examples: dict[str, list[bytes]] = {}
 
     def make_app(self) -> web.Application:
@@ -115,7 +116,7 @@ class StatelessServer(LiveServer):
 
         spec = Spec(default_spec_path())
         draw = schemathesis.openapi.from_dict(_responses_as_requests(spec))
-        rng = random.Random(0)
+        rng = random.Random(self.seed)
         app = web.Application()
 
         def answer(op_id: str, status: int) -> Callable:
@@ -126,7 +127,7 @@ class StatelessServer(LiveServer):
                 if op_id not in self.examples:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        drawn = _draw(draw[f"/{op_id}"]["POST"].as_strategy(), self.EXAMPLES)
+                        drawn = _draw(draw[f"/{op_id}"]["POST"].as_strategy(), self.EXAMPLES, self.seed)
                         full = [b for b in drawn if _has_items(b)] or drawn
                         encoded = [json.dumps(b).encode() for b in full]  # draws may hold integers past 64 bits
                         self.examples[op_id] = sorted(encoded, key=len)[-3:]
@@ -140,7 +141,7 @@ class StatelessServer(LiveServer):
         return app
 
 
-def _draw(strategy: Any, n: int) -> list[Any]:
+def _draw(strategy: Any, n: int, seed_: int = 0) -> list[Any]:
     """``n`` bodies from a case strategy, the same at every run (seeded, no example database): the server is
     random as spec-only mocks are, but a test against it fails the same way twice. Hypothesis leans to
     minimal values first (empty lists) and a spec-only mock shows content, so the draws run past the first
@@ -149,7 +150,7 @@ def _draw(strategy: Any, n: int) -> list[Any]:
 
     bodies: list[Any] = []
 
-    @seed(0)
+    @seed(seed_)
     @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)

@@ -44,12 +44,12 @@ def get_dashboard_state(ctx: Ctx) -> dict[str, Any]:
 
 def get_job_gallery(ctx: Ctx) -> dict[str, Any]:
     world, now = ctx.world, ctx.now
-    job = _find_job(world, ctx.path["uid"])
+    job, org = _find_job(world, ctx.path["uid"])
     offset, limit = int(ctx.query.get("offset", 0)), int(ctx.query.get("limit", 12))
     view = job.view(now)
     k = view.state.processed_items
     items = [] if job.retired else [_gallery_item(world, job, pos) for pos in range(offset, min(k, offset + limit))]
-    return {"job": _job(job, view, now), "total_items": k, "items": items, "pr_curve": [] if job.retired else _pr_curve(job, k)}
+    return {"job": _job(job, view, now, org), "total_items": k, "items": items, "pr_curve": [] if job.retired else _pr_curve(job, k)}
 
 
 def list_dashboard_deliveries(ctx: Ctx) -> dict[str, Any]:
@@ -96,22 +96,23 @@ def state_of(state: MockState) -> dict[str, Any]:
             "strict": state.config.strict, "journal": state.journal.describe(), "jobs": jobs}
 
 
-def _job(job: autolabel.AutoLabelJob, view: autolabel.JobView, now: float, org: str | None = None) -> dict[str, Any]:
-    """The job as the API renders it (without its summary: the page polls it every second), plus where it
-    belongs and how long it has left on the virtual clock."""
+def _job(job: autolabel.AutoLabelJob, view: autolabel.JobView, now: float, org: str) -> dict[str, Any]:
+    """The job as the API renders it (without its summary: the page polls it every second), plus the slug of
+    the organisation it belongs to and how long it has left on the virtual clock."""
     out = wire.job(view)
     del out["summary"]
     active = view.state.status in ("pending", "running")
-    out.update(organization=org or job.project.dataset.owner_name, project_uid=job.project.uid, project_name=job.project.name,
+    out.update(organization=org, project_uid=job.project.uid, project_name=job.project.name,
                eta_seconds=max(0.0, round(job.end_at - now, 1)) if active else None, eta_at=iso(job.end_at) if active else None)
     return out
 
 
-def _find_job(world: World, uid: str) -> autolabel.AutoLabelJob:
+def _find_job(world: World, uid: str) -> tuple[autolabel.AutoLabelJob, str]:
+    """The job and its organisation's slug (the name the state list uses, not the dataset owner's)."""
     for store in world.stores.values():
         job = store.jobs.get(uid)
         if job is not None:
-            return job
+            return job, store.org.slug
     raise ApiError(404, f"Auto-label job {uid!r} not found.")
 
 

@@ -55,8 +55,9 @@ class Journal:
     def query(self, *, method: str | None = None, path: str | None = None, operation_id: str | None = None,
               status: int | None = None, fault: str | None = None, since: int | None = None,
               limit: int = 100, organization: str | None = None) -> list[dict[str, Any]]:
-        """Newest last. ``path`` and ``operation_id`` are globs; ``fault`` "any" matches every injected fault,
-        "none" the requests without one; ``since`` keeps entries with a larger ``seq``."""
+        """Newest last. ``path``, ``operation_id`` and ``organization`` are globs, as in the dashboard's filters;
+        ``fault`` "any" matches every injected fault, "none" the requests without one; ``since`` keeps entries
+        with a larger ``seq``."""
         out: list[Entry] = []
         for e in reversed(self._entries):
             if since is not None and e[SEQ] <= since:
@@ -65,7 +66,7 @@ class Journal:
                 continue
             if status is not None and e[STATUS] != status:
                 continue
-            if organization is not None and e[ORGANIZATION] != organization:
+            if organization is not None and (e[ORGANIZATION] is None or not fnmatchcase(e[ORGANIZATION], organization)):
                 continue
             if operation_id is not None and (e[OPERATION_ID] is None or not fnmatchcase(e[OPERATION_ID], operation_id)):
                 continue

@@ -88,6 +88,10 @@ def test_journal_filters_by_organisation(mock, http):
     acme = mock.control("GET", "journal", params={"organization": "acme-robotics"})["entries"]
     globex = mock.control("GET", "journal", params={"organization": "globex-vision"})["entries"]
     assert acme and globex and {e["organization"] for e in acme} == {"acme-robotics"}
+    # A glob, as the page's filter box takes it: the page asks the server with what the user typed.
+    both = mock.control("GET", "journal", params={"organization": "*-*"})["entries"]
+    assert {e["organization"] for e in both} == {"acme-robotics", "globex-vision"}
+    assert [e["seq"] for e in mock.control("GET", "journal", params={"organization": "acme*"})["entries"]] == [e["seq"] for e in acme]
 
 
 def test_pause_and_resume_a_scaled_clock():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,7 +55,10 @@ def test_load_run_writes_charts_and_stats_by_route():
     assert server.api_key not in out  # the key travels in the environment only
 
     summary = [line for line in done.stdout.splitlines() if "req/s" in line and "p50/p95/p99" in line]
-    assert summary and "auto-label jobs completed" in summary[0], done.stdout[-2000:]
+    jobs = re.search(r"(\d+)/(\d+) auto-label jobs completed", summary[0]) if summary else None
+    assert jobs, done.stdout[-2000:]
+    completed, finished = int(jobs[1]), int(jobs[2])
+    assert 1 <= completed <= finished, summary[0]  # jobs on an instant clock reach the end within the run
     assert f"HTML report: {html_path}" in done.stdout and "r_stats.csv" in done.stdout
 
     args = template_args(html_path.read_text(encoding="utf-8"))
@@ -70,6 +74,8 @@ def test_load_run_writes_charts_and_stats_by_route():
     for key in [("GET", "/projects/"), ("POST", "/fleet/events/batch/"), ("JOB", "auto-label time-to-complete"),
                 ("GET", "/datasets/{owner}/{slug}/items/"), ("GET", "/agents/")]:
         assert key in stats and int(stats[key]["Request Count"]) >= 1, (key, sorted(stats))
+    job_row = stats[("JOB", "auto-label time-to-complete")]  # the summary line and the CSV tell the same story
+    assert (int(job_row["Request Count"]), int(job_row["Failure Count"])) == (finished, finished - completed), job_row
     assert not [k for k in stats if "?" in k[1]], "requests are named by route template, without queries"
 
     failures = read_csv(out_dir / "r_failures.csv")

@@ -8,9 +8,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from schemathesis.generation import GenerationMode
 
 from avala_mock.contracts import unstated
 from avala_mock.fixtures.yamlio import load_yaml
@@ -120,6 +122,28 @@ def test_unstated_rules_bring_only_positive_cases_within_them():
     assert unstated._one_lookup({"ordinal": 1, "ordinals": "1,2", "role": "frame", "limit": 5}) == {"ordinal": 1, "role": "frame", "limit": 5}
     assert unstated._service_account_key({"provider": "gcs", "gc_storage_auth_json_content": "x"})["gc_storage_auth_json_content"] == unstated.SERVICE_ACCOUNT_KEY
     assert unstated._paths_once({"files": [{"path": "a"}, {"path": "a"}, {"path": "b"}]}) == {"files": [{"path": "a"}, {"path": "b"}]}
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_hook_changes_positive_cases_and_leaves_negative_ones_as_generated(mode):
+    def case(op_id, body=None, query=None, path_parameters=None):
+        return SimpleNamespace(meta=SimpleNamespace(generation=SimpleNamespace(mode=mode)),
+                               operation=SimpleNamespace(definition=SimpleNamespace(raw={"operationId": op_id})),
+                               body=body, query=query, path_parameters=path_parameters)
+
+    cases = [
+        case("create_project", body={"n": 2**70}),
+        case("list_organizations", query={"page": 3, "cursor": "x"}),
+        case("list_resolved_objects", query={"ordinal": 1, "ordinals": "1,2", "role": "frame"}),
+        case("update_annotation_issue", body={"sequence_uid": "b"}, path_parameters={"sequence_uid": "a"}),
+    ]
+    sent = [(c.body, c.query) for c in cases]
+    after = [(c.body, c.query) for c in (unstated.map_case(None, c) for c in cases)]
+    if mode == GenerationMode.NEGATIVE:
+        assert after == sent  # a negative case is meant to break rules: it goes out as drawn
+    else:
+        assert after == [({"n": INT64[1]}, None), (None, {"page": 3, "cursor": "3"}), (None, {"ordinal": 1, "role": "frame"}),
+                         ({"sequence_uid": "a"}, None)]
 
 
 def test_spec_examples_name_real_objects_at_another_seed(tmp_path):
