@@ -11,8 +11,9 @@ What is logged, and when:
 * event drains, webhook send results and bytes stored through the storage plane, as they happen.
 
 Not persisted (it describes this process's traffic, not the simulated service): the request journal,
-strict mode's violations and coverage, rate-limit bucket levels, sends in flight (a delivery that was
-being sent when the process died is sent again after the restart).
+strict mode's violations and coverage, rate-limit bucket levels. A webhook delivery that was being sent
+when the process stopped or died (drained, never answered) is sent again after the restart: the world
+lists such sends, so a snapshot taken while one was on its way keeps it too.
 
 A checkpoint every ``compact_every`` records keeps the log short: the state is copied on the event loop
 (an in-process copy takes ~15 ms for the default world) and encoded and written in a thread.
@@ -100,24 +101,20 @@ class Durability:
             self.checkpoint()
             return
         records, self._records = self._records, []
-        inflight: dict[str, events.Outgoing] = {}
-        owners: dict[str, str] = {}
         for record in records:
             try:
-                self._apply(record, inflight, owners)
+                self._apply(record)
             except AvalaError as exc:  # it succeeded when it ran: a replay that fails is a bug; go on
                 log.error("replaying record %s (%s) failed: %s", record.get("n"), record.get("k"), exc.detail)
             self.replayed += 1
-        replicator = getattr(self.state, "replicator", None)
-        if self.shared and replicator is not None:  # another worker may be sending them now: it decides (replication.py)
-            replicator.adopt(inflight, owners)
-        else:
-            events.bus(self.state.world)._outbox.extend(inflight.values())  # drained, never answered before the stop: send again
+        if not self.shared:  # (workers sharing a world: the sender's heartbeat decides, replication.py)
+            bus = events.bus(self.state.world)  # drained, never answered before the stop: send again
+            bus._outbox.extend(bus.unanswered())
         self._since_checkpoint = len(records)
 
-    def _apply(self, record: dict[str, Any], inflight: dict[str, events.Outgoing], owners: dict[str, str] | None = None) -> None:
-        """Re-run one record. ``inflight``: webhook sends drained and not yet answered (agent callbacks are
-        best effort, never answered, so never tracked); ``owners``: which worker drained (or took over) each."""
+    def _apply(self, record: dict[str, Any]) -> None:
+        """Re-run one record. Webhook sends drained and not yet answered stay listed in the world's event
+        bus with the worker making each (``EventBus.sending``); agent callbacks are best effort, never listed."""
         world = self.state.world
         kind = record["k"]
         with world.clock.pinned(record["t"]):
@@ -129,19 +126,16 @@ class Durability:
                 with world.secrets.replaying(record["draws"]):
                     self.handlers[record["op"]](ctx)
             elif kind == "drain":
-                for out in events.bus(world).drain(record["t"]):
-                    if out.kind == "webhook":
-                        inflight[out.record["uid"]] = out
-                        if owners is not None and "w" in record:
-                            owners[out.record["uid"]] = record["w"]
-            elif kind == "takeover" and owners is not None:
-                owners.update(dict.fromkeys(record["uids"], record["w"]))
+                events.bus(world).drain(record["t"], record.get("w"))
+            elif kind == "takeover":
+                events.bus(world).taken_over(record["uids"], record["w"])
             elif kind == "report":
-                if owners is not None:
-                    owners.pop(record["uid"], None)
-                out = inflight.pop(record["uid"], None) or _outgoing(world, record)
-                if out is not None:
-                    events.bus(world).report(out, record["status"], record["text"])
+                bus = events.bus(world)
+                out = _outgoing(world, record)
+                if out is None:
+                    bus.sending.pop(record["uid"], None)
+                else:
+                    bus.report(out, record["status"], record["text"])
             elif kind == "blob":
                 bs = blobstore(world)
                 if record["op"] == "put":
@@ -220,7 +214,7 @@ class Durability:
 
 
 def _outgoing(world: Any, record: dict[str, Any]) -> events.Outgoing | None:
-    """The send a report answers, when it was drained before the last snapshot."""
+    """The send a report answers (what ``EventBus.report`` reads of it: the organisation and the delivery)."""
     from avala_mock.simulators import webhooks
 
     store = world.stores.get(record["org"])

@@ -80,10 +80,11 @@ class EventWorker:
         now = world.clock.now()
         if not bus.ready(now):
             return 0
-        if self.state.durability is not None:
-            self.state.durability.drained(now)
+        durability = self.state.durability
+        if durability is not None:
+            durability.drained(now)
         with world.clock.pinned(now):
-            outgoing = bus.drain(now)
+            outgoing = bus.drain(now, durability.worker if durability is not None else None)
         started = 0
         for out in outgoing:
             if len(self._sends) >= MAX_QUEUED_SENDS:
@@ -130,15 +131,20 @@ class EventWorker:
         self.wake.set()  # a retry may already be due (instant clock)
 
     def _report(self, bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:
-        clock = bus.world.clock
-        now = clock.now()
+        world = self.state.world
+        if bus.world is not world:  # the world was rebuilt while the POST was out (a worker's reload)
+            bus = events.bus(world)
+            out = bus.current(out)  # the same send there, if the new world is waiting for it
+            if out is None:
+                return
+        now = world.clock.now()
         try:
-            with clock.pinned(now):
+            with world.clock.pinned(now):
                 bus.report(out, status, text)
         except Exception:
             log.exception("recording a delivery attempt failed")
             return
-        if self.state.durability is not None and bus.world is self.state.world:
+        if self.state.durability is not None:
             self.state.durability.reported(out, status, text, now)
 
 

@@ -138,8 +138,6 @@ class Replicator:
     def __init__(self, state: Any, durability: Durability, log_store: RedisLog, compact_every: int = 10_000) -> None:
         self.state, self.durability, self.log = state, durability, log_store
         self.worker = log_store.worker
-        self.inflight: dict[str, events.Outgoing] = {}  # webhook sends other workers drained, not yet answered
-        self.owners: dict[str, str] = {}  # ... and the worker making each one
         self.resend: Callable[[list[events.Outgoing]], None] | None = None  # the event worker's, set at its start
         self._beat_at = 0.0
         self.taken_over = 0  # sends of dead workers this worker made again
@@ -193,7 +191,7 @@ class Replicator:
             if record["k"] == "reload":  # another worker replaced the world: its snapshot and what followed
                 return applied + self._reload(behind=False)
             try:
-                self.durability._apply(record, self.inflight, self.owners)
+                self.durability._apply(record)
             except Exception:  # it succeeded where it ran; a failure here is a bug, logged, not fatal
                 log.exception("applying record %s (%s) from worker %s failed", record.get("n"), record.get("k"), worker)
             applied += 1
@@ -205,11 +203,9 @@ class Replicator:
         saved, records = self.log.read()
         if saved is not None:
             self.state.restore(snapshot.decode_state(saved))
-        self.inflight.clear()
-        self.owners.clear()
         for record in records:
             try:
-                self.durability._apply(record, self.inflight, self.owners)
+                self.durability._apply(record)
             except Exception:
                 log.exception("applying record %s (%s) after a reload failed", record.get("n"), record.get("k"))
         if behind:
@@ -250,11 +246,6 @@ class Replicator:
         return {"worker": self.worker, "applied_records": self.log.last_n + 1, "snapshot_upto": self.log.upto,
                 "reloads": self.reloads, "sends_taken_over": self.taken_over}
 
-    def adopt(self, inflight: dict[str, events.Outgoing], owners: dict[str, str]) -> None:
-        """Sends in flight when this worker started (replayed from the log): their owners make them, unless dead."""
-        self.inflight.update(inflight)
-        self.owners.update(owners)
-
     # -- sends of workers that died ------------------------------------------------------------------
     def _alive_key(self, worker: str) -> str:
         return f"{self.log.prefix}:alive:{worker}"
@@ -265,29 +256,30 @@ class Replicator:
             return
         self._beat_at = now
         self.log.redis.set(self._alive_key(self.worker), 1, px=ALIVE_TTL_MS)
-        if self.inflight and self.resend is not None:
+        if events.bus(self.state.world).sending and self.resend is not None:
             await self._take_over()
 
     async def _take_over(self) -> None:
-        """Make the in-flight sends of workers that stopped saying they are alive. Under the write lock and
-        recorded (``takeover``), so of the survivors exactly one makes each; a send the dead worker did
-        complete but had not reported is made twice (at least once, as any webhook sender on a crash)."""
+        """Make the in-flight sends (the world lists them, ``EventBus.sending``) of workers that stopped
+        saying they are alive, or of no known worker (a loaded world's). Under the write lock and recorded
+        (``takeover``), so of the survivors exactly one makes each; a send the dead worker did complete but
+        had not reported is made twice (at least once, as any webhook sender on a crash)."""
         r = self.log.redis
-        owners = {w for uid, w in self.owners.items() if uid in self.inflight} - {self.worker}
-        dead = {w for w in owners if not r.exists(self._alive_key(w))}
+        senders = {sender for _, sender in events.bus(self.state.world).sending.values()} - {self.worker}
+        dead = {w for w in senders if w is None or not r.exists(self._alive_key(w))}
         if not dead:
             return
         async with self.exclusive():  # current: a report or takeover made meanwhile is applied first
-            uids = [uid for uid in self.inflight if self.owners.get(uid) in dead]
-            if not uids:
+            bus = events.bus(self.state.world)
+            outs = bus.unanswered(dead)
+            if not outs:
                 return
+            uids = [out.record["uid"] for out in outs]
             self.durability._append({"k": "takeover", "t": self.state.world.clock.now(), "uids": uids, "w": self.worker})
-            outs = [self.inflight.pop(uid) for uid in uids]
-            for uid in uids:
-                self.owners.pop(uid, None)
+            bus.taken_over(uids, self.worker)
             self.taken_over += len(outs)
             log.warning("worker %s makes %d send(s) in flight on worker(s) that stopped: %s",
-                        self.worker, len(outs), ", ".join(sorted(dead)))
+                        self.worker, len(outs), ", ".join(sorted(w or "(none known)" for w in dead)))
             assert self.resend is not None
             self.resend(outs)
 

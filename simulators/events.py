@@ -119,8 +119,19 @@ class EventBus:
         if job.retire(now):
             self._drafts_done.pop(job.uid, None)
 
-    def drain(self, now: float) -> list[Outgoing]:
-        """Emit everything due by ``now``; return the sends to perform (each exactly once)."""
+    @property
+    def sending(self) -> dict[str, tuple[str, str | None]]:
+        """Webhook sends handed out by ``drain`` and not yet reported: delivery uid -> (organisation uid, the
+        worker making it; None in one process). Part of the world, so a snapshot taken while a POST is on
+        its way still knows it after a crash (a snapshot of an older build has none: made empty here)."""
+        found = self.__dict__.get("_sending")
+        if found is None:
+            found = self.__dict__["_sending"] = {}
+        return found
+
+    def drain(self, now: float, sender: str | None = None) -> list[Outgoing]:
+        """Emit everything due by ``now``; return the sends to perform (each exactly once). ``sender``: the
+        worker that will make them (shared worlds), remembered until each webhook send is reported."""
         with self._lock:
             while self._heap and self._heap[0][0] <= now:
                 due, _, _, key = heapq.heappop(self._heap)
@@ -139,7 +150,47 @@ class EventBus:
                 else:
                     self._send_delivery(store, target, due)
             out, self._outbox = self._outbox, []
+            sending = self.sending
+            for o in out:
+                if o.kind == "webhook":
+                    sending[o.record["uid"]] = (o.store.org.uid, sender)
             return out
+
+    def unanswered(self, senders: set[str | None] | None = None) -> list[Outgoing]:
+        """The webhook sends still in flight (of ``senders`` only, when given), rebuilt to be made again —
+        after a restart, or by a worker taking over from one that died. A send whose delivery is gone or
+        settled meanwhile is forgotten instead."""
+        with self._lock:
+            outs = []
+            for uid, (org, sender) in list(self.sending.items()):
+                if senders is not None and sender not in senders:
+                    continue
+                store = self.world.stores.get(org)
+                found = webhooks_mod.deliveries(store) if store is not None else None
+                out = self._delivery_post(store, found.get(uid)) if found is not None and uid in found else None
+                if out is None:
+                    del self.sending[uid]
+                else:
+                    outs.append(out)
+            return outs
+
+    def current(self, out: Outgoing) -> Outgoing | None:
+        """``out`` as a send of this bus's world (made for an earlier copy of it), if this world still waits for it."""
+        uid = out.record["uid"]
+        if out.kind != "webhook" or uid not in self.sending:
+            return None
+        store = self.world.stores.get(self.sending[uid][0])
+        found = webhooks_mod.deliveries(store) if store is not None else None
+        if found is None or uid not in found:
+            return None
+        return Outgoing(out.kind, out.url, out.body, out.headers, store, found.get(uid))
+
+    def taken_over(self, uids: list[str], sender: str) -> None:
+        """``sender`` makes these sends now (their worker died)."""
+        with self._lock:
+            for uid in uids:
+                if uid in self.sending:
+                    self.sending[uid] = (self.sending[uid][0], sender)
 
     # -- emitting ---------------------------------------------------------------------------------
     def emit(self, store: OrgStore, event: str, payload: dict[str, Any], at: float | None = None) -> None:
@@ -224,17 +275,25 @@ class EventBus:
     # -- sending ----------------------------------------------------------------------------------
     def _send_delivery(self, store: OrgStore, delivery: dict[str, Any], at: float) -> None:
         """Queue one attempt of ``delivery`` (or answer it in-process for a reserved host)."""
-        hooks = webhooks_mod.webhooks(store)
-        hook = hooks.get(delivery["subscription"]) if delivery["subscription"] in hooks else None
+        hook = _hook_of(store, delivery)
         if hook is None or delivery["status"] != "pending":
             return  # the subscription was deleted, or this delivery is already settled
         simulated = dispatch.simulated_answer(hook["target_url"])
         if simulated is not None:
             self._record(store, delivery, simulated[0], simulated[1], at)
             return
+        out = self._delivery_post(store, delivery)
+        if out is not None:
+            self._outbox.append(out)
+
+    def _delivery_post(self, store: OrgStore, delivery: dict[str, Any]) -> Outgoing | None:
+        """The signed POST of one attempt of ``delivery``; None when its subscription is gone or it is settled."""
+        hook = _hook_of(store, delivery)
+        if hook is None or delivery["status"] != "pending":
+            return None
         body = orjson.dumps({"event": delivery["event_type"], "payload": delivery["payload"]})
         hdrs = dispatch.headers(hook["_secret"], body, int(self.world.clock.now()), delivery["event_type"], delivery["uid"])
-        self._outbox.append(Outgoing("webhook", hook["target_url"], body, hdrs, store, delivery))
+        return Outgoing("webhook", hook["target_url"], body, hdrs, store, delivery)
 
     def send_now(self, store: OrgStore, delivery: dict[str, Any]) -> None:
         """Queue a delivery recorded elsewhere (``POST /webhooks/{uid}/test/``), with the same retries."""
@@ -257,6 +316,7 @@ class EventBus:
         if out.kind != "webhook":
             return  # agent callbacks are best effort: the execution still waits for POST /agent-actions/
         with self._lock:
+            self.sending.pop(out.record["uid"], None)
             self._record(out.store, out.record, status, body, self.world.clock.now())
 
     def _record(self, store: OrgStore, delivery: dict[str, Any], status: int | None, body: str | None, at: float) -> None:
@@ -360,6 +420,11 @@ CALLS: dict[str, Any] = {  # what a scheduled "call" entry may run, by name
 def dataset_payload(ds: Any) -> dict[str, Any]:
     return {"dataset_uid": ds.uid, "name": ds.name, "slug": ds.slug, "owner_name": ds.owner_name,
             "data_type": ds.data_type, "item_count": len(ds.item_uids), "project_uid": None}
+
+
+def _hook_of(store: OrgStore, delivery: dict[str, Any]) -> dict[str, Any] | None:
+    hooks = webhooks_mod.webhooks(store)
+    return hooks.get(delivery["subscription"]) if delivery["subscription"] in hooks else None
 
 
 def bus(world: World) -> EventBus:

@@ -70,3 +70,41 @@ def spec_operations() -> frozenset[str]:
     from avala_mock.mock_server.spec import Spec, default_spec_path
 
     return frozenset(Spec(default_spec_path()).operations)
+
+
+class HangingReceiver:
+    """A webhook receiver whose first POST never gets an answer (the sender is killed meanwhile); later
+    ones get 200. Records each delivery id it was sent."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.deliveries: list[str] = []
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.deliveries.append(self.headers.get("X-Avala-Delivery", ""))
+                if len(outer.deliveries) == 1:
+                    outer.release.wait(30)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

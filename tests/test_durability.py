@@ -14,6 +14,7 @@ import pytest
 from avala_mock.mock_server.state import STATE, ServerConfig
 from avala_mock.mock_server.testing import LiveServer, ServeProcess
 from avala_mock.simulators.commandlog import FileLog, frame
+from helpers import HangingReceiver
 
 KEY = {"X-Avala-Api-Key": "avk_mock_primary"}
 PROBES = ["/projects/?limit=100", "/auto-label-jobs/?limit=100", "/webhooks/?limit=100", "/agents/?limit=100",
@@ -279,3 +280,29 @@ def test_agent_callbacks_are_not_sent_again_after_a_crash(tmp_path, webhook_rece
             server.advance(60)
             time.sleep(0.5)  # a re-sent callback would be on its way by now (nothing to poll for: it must not come)
     assert len(webhook_receiver.events("auto_label.completed")) == 1
+
+
+def test_a_delivery_on_its_way_at_a_stop_is_sent_after_the_restart(tmp_path):
+    """The stop's snapshot holds the world after the drain: the send in flight (drained, never answered) must
+    be in it, not only in log records after it — else the delivery stays pending for ever."""
+    receiver = HangingReceiver()
+    args = ("--manual-clock", "--seed", "3", "--state-dir", str(tmp_path))
+    try:
+        with ServeProcess(*args) as server:
+            with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
+                hook = c.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
+                delivery = c.post(f"/webhooks/{hook}/test/").json()["delivery"]
+                deadline = time.monotonic() + 10
+                while not receiver.deliveries:  # on its way; the receiver holds on to it
+                    assert time.monotonic() < deadline, "the delivery was never sent"
+                    time.sleep(0.02)
+        # stopped (SIGTERM): the POST was cancelled unanswered and the stop wrote a snapshot
+        with ServeProcess(*args) as server:
+            with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
+                deadline = time.monotonic() + 15
+                while (d := c.get(f"/webhook-deliveries/{delivery}/").json())["status"] != "delivered":
+                    assert time.monotonic() < deadline, d
+                    time.sleep(0.1)
+        assert receiver.deliveries == [delivery, delivery] and d["attempts"] == 1
+    finally:
+        receiver.close()

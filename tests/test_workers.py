@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from avala_mock.mock_server.testing import ServeProcess
+from helpers import HangingReceiver
 
 REDIS = shutil.which("redis-server")
 KEY = {"X-Avala-Api-Key": "avk_mock_primary"}
@@ -170,56 +171,25 @@ def test_the_shared_log_is_trimmed_and_a_worker_behind_the_trim_reloads(redis_ur
         paused.stop()
 
 
-class _HangingReceiver:
-    """A webhook receiver whose first POST never gets an answer (the sender is killed meanwhile); later
-    ones get 200. Records each delivery id it was sent."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.deliveries: list[str] = []
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.deliveries.append(self.headers.get("X-Avala-Delivery", ""))
-                if len(outer.deliveries) == 1:
-                    outer.release.wait(30)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url):
-    receiver = _HangingReceiver()
-    first = _workers(redis_url, 1)[0]
+@pytest.mark.parametrize("writes_after", [0, 120], ids=["from-the-log", "from-a-snapshot"])
+def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url, writes_after):
+    """With ``writes_after`` writes between the send and the second worker's start, a checkpoint (every 100
+    records) trims the drain record away: the joining worker learns of the send from the snapshot's world."""
+    receiver = HangingReceiver()
+    first = _workers(redis_url, 1, "--compact-every", "100")[0]
     second = None
     try:
         with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
             hook = a.post("webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
             delivery = a.post(f"webhooks/{hook}/test/").json()["delivery"]
-        deadline = time.monotonic() + 10
-        while not receiver.deliveries:  # the first worker is sending it (and the receiver holds on)
-            assert time.monotonic() < deadline, "the first worker never sent the delivery"
-            time.sleep(0.02)
+            deadline = time.monotonic() + 10
+            while not receiver.deliveries:  # the first worker is sending it (and the receiver holds on)
+                assert time.monotonic() < deadline, "the first worker never sent the delivery"
+                time.sleep(0.02)
+            for i in range(writes_after):
+                assert a.post("organizations/", json={"name": f"Filler {i}"}).status_code == 201
+        upto = httpx.get(first.origin + "/healthz").json()["replication"]["snapshot_upto"]
+        assert (upto >= 100) == bool(writes_after), upto  # the drain record (the third) is behind the snapshot
         second = _workers(redis_url, 1)[0]  # joins while the send is in flight: knows it, and whose it is
         first.proc.kill()
         first.proc.wait(timeout=10)
