@@ -9,6 +9,7 @@ from avala_mock.mock_server import event_worker
 from avala_mock.mock_server.context import Ctx
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.state import STATE
+from avala_mock.simulators import events
 
 
 def get_clock(ctx: Ctx) -> dict[str, Any]:
@@ -147,6 +148,7 @@ def restore_snapshot(ctx: Ctx) -> dict[str, Any]:
     state = ctx.request.app[STATE]
     saved = snapshot.load(ctx.body)
     snapshot.resume(saved["world"], saved["taken_at"])
+    events.bus(saved["world"]).requeue_unanswered()  # sends on their way when it was taken: made again here
     state.restore(saved)
     return get_world(ctx)
 

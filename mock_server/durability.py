@@ -107,9 +107,8 @@ class Durability:
             except AvalaError as exc:  # it succeeded when it ran: a replay that fails is a bug; go on
                 log.error("replaying record %s (%s) failed: %s", record.get("n"), record.get("k"), exc.detail)
             self.replayed += 1
-        if not self.shared:  # (workers sharing a world: the sender's heartbeat decides, replication.py)
-            bus = events.bus(self.state.world)  # drained, never answered before the stop: send again
-            bus._outbox.extend(bus.unanswered())
+        if not self.shared:  # drained, never answered before the stop: send again (workers: see replication.py)
+            events.bus(self.state.world).requeue_unanswered()
         self._since_checkpoint = len(records)
 
     def _apply(self, record: dict[str, Any]) -> None:

@@ -174,6 +174,13 @@ class EventBus:
                     outs.append(out)
             return outs
 
+    def requeue_unanswered(self) -> None:
+        """Sends this world lists in flight, made by no process now (a restart, a restored snapshot): queued
+        to be drained and made again."""
+        with self._lock:
+            self._outbox.extend(self.unanswered())
+            self.sending.clear()
+
     def current(self, out: Outgoing) -> Outgoing | None:
         """``out`` as a send of this bus's world (made for an earlier copy of it), if this world still waits for it."""
         uid = out.record["uid"]

@@ -306,3 +306,27 @@ def test_a_delivery_on_its_way_at_a_stop_is_sent_after_the_restart(tmp_path):
         assert receiver.deliveries == [delivery, delivery] and d["attempts"] == 1
     finally:
         receiver.close()
+
+
+def test_a_snapshot_taken_while_a_delivery_was_on_its_way_sends_it_when_restored():
+    receiver = HangingReceiver()
+    try:
+        with LiveServer(ServerConfig(manual_clock=True, seed=3)) as server:
+            with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
+                hook = c.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
+                delivery = c.post(f"/webhooks/{hook}/test/").json()["delivery"]
+                deadline = time.monotonic() + 10
+                while not receiver.deliveries:
+                    assert time.monotonic() < deadline, "the delivery was never sent"
+                    time.sleep(0.02)
+                saved = server.control("GET", "snapshot", params={"include_secrets": "true"})
+                server.control("POST", "reset", {})
+                assert c.get(f"/webhook-deliveries/{delivery}/").status_code == 404
+                server.control("POST", "snapshot/restore", saved)
+                deadline = time.monotonic() + 15
+                while (d := c.get(f"/webhook-deliveries/{delivery}/").json())["status"] != "delivered":
+                    assert time.monotonic() < deadline, d
+                    time.sleep(0.05)
+        assert receiver.deliveries == [delivery, delivery] and d["attempts"] == 1
+    finally:
+        receiver.close()
