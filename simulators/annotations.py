@@ -19,7 +19,7 @@ import numpy as np
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.errors import Invalid
 from avala_mock.simulators.events import result_uid
-from avala_mock.simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, User, World
+from avala_mock.simulators.world import HUMAN_RESULT, NO_RESULT, RESULT_STATUS, Dataset, OrgStore, Project, User, World
 
 ITEM_TYPES = ("cuboid",)
 SEQUENCE_TYPES = ("cuboid 3d", "point cloud polyline")
@@ -85,14 +85,7 @@ def item_results(store: OrgStore, d: Dataset, index: int, now: float) -> list[di
         if state == NO_RESULT:
             continue
         if state == HUMAN_RESULT:
-            a, b = int(d.gt.offsets[index]), int(d.gt.offsets[index + 1])
-            objects = [
-                {"type": "bounding_box", "label": d.labels[int(d.gt.labels[j])],
-                 "bbox": dict(zip(("x", "y", "width", "height"), (round(float(v), 1) for v in d.gt.boxes[j])))}
-                for j in range(a, b) if d.labels[int(d.gt.labels[j])] in p.labels
-            ]
-            out.append({"project": p.uid, "status": RESULT_STATUS[state], "source": "human",
-                        "created_by": store.owner.username, "auto_label_job": None, "objects": objects})
+            out.append(human_result(store, d, p, index, state))
             continue
         job = store.jobs_by_seq[int(p.result_job[row])]
         pos = int(np.searchsorted(job.rows, row))
@@ -103,6 +96,18 @@ def item_results(store: OrgStore, d: Dataset, index: int, now: float) -> list[di
     if uid in d.objects:  # cuboids from bulk edits, one result per bulk-edition project
         out += bulk_results(d.objects[uid])
     return out
+
+
+def human_result(store: OrgStore, d: Dataset, p: Project, index: int, state: int) -> dict[str, Any]:
+    """A project's human labels of one item: the item's ground-truth boxes of the project's labels."""
+    a, b = int(d.gt.offsets[index]), int(d.gt.offsets[index + 1])
+    objects = [
+        {"type": "bounding_box", "label": d.labels[int(d.gt.labels[j])],
+         "bbox": dict(zip(("x", "y", "width", "height"), (round(float(v), 1) for v in d.gt.boxes[j])))}
+        for j in range(a, b) if d.labels[int(d.gt.labels[j])] in p.labels
+    ]
+    return {"project": p.uid, "status": RESULT_STATUS[state], "source": "human",
+            "created_by": store.owner.username, "auto_label_job": None, "objects": objects}
 
 
 def bulk_results(objects: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

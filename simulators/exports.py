@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from avala_mock.simulators import events, media
-from avala_mock.simulators.annotations import bulk_results
+from avala_mock.simulators.annotations import bulk_results, human_result
 from avala_mock.simulators.clock import iso
 from avala_mock.simulators.errors import Invalid
 from avala_mock.simulators.records import collection, new_record
@@ -161,14 +161,7 @@ def _result(store: OrgStore, ds: Dataset, view: dict[str, Any], index: int) -> d
     if st == NO_RESULT:
         return None
     if st == HUMAN_RESULT:
-        a, b = int(ds.gt.offsets[index]), int(ds.gt.offsets[index + 1])
-        objects = [
-            {"type": "bounding_box", "label": ds.labels[int(ds.gt.labels[j])],
-             "bbox": dict(zip(("x", "y", "width", "height"), (round(float(v), 1) for v in ds.gt.boxes[j])))}
-            for j in range(a, b) if ds.labels[int(ds.gt.labels[j])] in q.labels
-        ]
-        return {"project": q.uid, "status": RESULT_STATUS[st], "source": "human", "created_by": store.owner.username,
-                "auto_label_job": None, "objects": objects}
+        return human_result(store, ds, q, index, st)
     job = store.jobs_by_seq[int(view["job"][row])]
     pos = int(np.searchsorted(job.rows, row))
     return {"project": q.uid, "status": RESULT_STATUS[st], "source": "auto_label", "created_by": store.bot.username,
