@@ -146,8 +146,8 @@ def _snapshot(store: OrgStore, ds: Dataset, p: Project | None, now: float) -> di
         q.settle(now)
         views.append({"project": q, "state": q.result_state.copy(), "job": q.result_job.copy()})
     items = np.asarray(p.rows, dtype=np.int64) if p is not None else np.arange(len(ds.item_uids))
-    wanted = None if p is None else {ds.item_uids[i] for i in items.tolist()}
-    objects = {k: v for k, v in ds.objects.items() if wanted is None or k in wanted}
+    # Bulk-edited objects are few; the project's items may be a million: ask per object, not per item.
+    objects = {k: v for k, v in ds.objects.items() if p is None or ds.item_index.get(k) in p.row_of_item}
     return {"dataset": ds, "project": p, "items": items, "projects": views, "objects": copy.deepcopy(objects),
             "owner_name": ds.owner_name, "slug": ds.slug}
 
