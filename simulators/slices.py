@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,7 @@ def create_slice(
         chosen = np.sort(rng.choice(total, size=random_selection_count, replace=False))
         starts = np.cumsum([0] + [len(fresh) for _, fresh in runs])
         runs = [(ds, fresh[chosen[(chosen >= a) & (chosen < b)] - a]) for (ds, fresh), a, b in zip(runs, starts, starts[1:])]
-    members: list[tuple[Dataset, int]] = [(ds, i) for ds, fresh in runs for i in fresh.tolist()]
+    members = Members(runs)
     now = world.clock.now()
     if ready:
         timeline = Timeline([("creating", now - 60.0), ("ready", now - 30.0)])
@@ -178,7 +179,6 @@ def create_slice(
         "source_data": {"type": "dataset_query", "random_selection_count": random_selection_count,
                         "datasets": sorted({d["dataset"] for d in described})},
         "_members": members,
-        "_position": {ds.item_uids[i]: k for k, (ds, i) in enumerate(members)},
         "_timeline": timeline,
     }, uid=uid)
     return collection(store, KIND).add(record)
@@ -201,10 +201,66 @@ def get_slice(store: OrgStore, owner: str, slug: str) -> dict[str, Any]:
 
 def member(record: dict[str, Any], item_uid: str) -> tuple[Dataset, int]:
     """The slice's item with this uid (an item of the dataset that is not in the slice -> 404)."""
-    pos = record["_position"].get(item_uid)
-    if pos is None:
+    found = members(record).find(item_uid)
+    if found is None:
         raise NotFound(f"Item {item_uid!r} not found in slice {record['slug']!r}.")
-    return record["_members"][pos]
+    return found
+
+
+def members(record: dict[str, Any]) -> Members:
+    """The slice's members (a state saved by an older build kept a list of pairs and a uid map: converted once)."""
+    found = record["_members"]
+    if isinstance(found, list):
+        found = record["_members"] = Members.of_pairs(found)
+        record.pop("_position", None)
+    return found
+
+
+class Members:
+    """A slice's items in slice order as runs of (dataset, item indices): arrays, not an object and a uid
+    string per item — a query can match a million items, and the slice is part of every snapshot."""
+
+    def __init__(self, runs: list[tuple[Dataset, np.ndarray]]) -> None:
+        self.runs = [(ds, np.asarray(ix, dtype=np.int64)) for ds, ix in runs if len(ix)]
+        self.starts = np.cumsum([0] + [len(ix) for _, ix in self.runs]).astype(np.int64)
+        # membership by binary search; a run in index order (a query's, always) is its own sorted copy
+        self.sorted = [ix if bool(np.all(ix[1:] >= ix[:-1])) else np.sort(ix) for _, ix in self.runs]
+
+    @classmethod
+    def of_pairs(cls, pairs: list[tuple[Dataset, int]]) -> Members:
+        runs: list[tuple[Dataset, list[int]]] = []
+        for ds, index in pairs:
+            if runs and runs[-1][0] is ds:
+                runs[-1][1].append(index)
+            else:
+                runs.append((ds, [index]))
+        return cls([(ds, np.asarray(ix, dtype=np.int64)) for ds, ix in runs])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __iter__(self) -> Iterator[tuple[Dataset, int]]:
+        for ds, ix in self.runs:
+            for k in ix.tolist():
+                yield ds, k
+
+    def page(self, start: int, stop: int) -> list[tuple[Dataset, int]]:
+        """Members ``start:stop`` (slice positions), as (dataset, item index) pairs."""
+        out: list[tuple[Dataset, int]] = []
+        for (ds, ix), a, b in zip(self.runs, self.starts.tolist(), self.starts[1:].tolist()):
+            lo, hi = max(start, a), min(stop, b)
+            if lo < hi:
+                out += [(ds, k) for k in ix[lo - a:hi - a].tolist()]
+        return out
+
+    def find(self, item_uid: str) -> tuple[Dataset, int] | None:
+        for (ds, _), ordered in zip(self.runs, self.sorted):
+            index = ds.item_index.get(item_uid)
+            if index is not None:
+                at = int(np.searchsorted(ordered, index))
+                if at < len(ordered) and int(ordered[at]) == index:
+                    return ds, int(index)
+        return None
 
 
 def status(record: dict[str, Any], now: float) -> str:

@@ -14,7 +14,7 @@ from avala.errors import AvalaError, NotFoundError, ValidationError
 from avala_mock.fixtures.world import build_world
 from avala_mock.simulators import slices
 from avala_mock.simulators.clock import Clock
-from avala_mock.simulators.errors import Conflict, Invalid
+from avala_mock.simulators.errors import Conflict, Invalid, NotFound
 from helpers import SECOND_ORG_KEY
 
 OWNER = "acme-robotics"
@@ -294,3 +294,21 @@ def test_sampled_members_are_a_subset_of_the_matches(world):
         slices.create_slice(world, store, name="unit-sample", visibility="private", sub_slices=[{"dataset": ds.uid}])
     with pytest.raises(Invalid):
         slices.parse_query("label=car & ")
+
+
+def test_members_are_runs_paged_across_their_bounds_and_found_by_uid(world):
+    store = _store(world, OWNER)
+    shelves, scenes = store.dataset_by_slug(OWNER, "warehouse-shelves"), store.dataset_by_slug(OWNER, "street-scenes")
+    pairs = [(shelves, 5), (shelves, 3), (scenes, 9), (scenes, 1), (shelves, 7)]  # slice order, not index order
+    members = slices.Members.of_pairs(pairs)
+    assert len(members) == 5 and list(members) == pairs and len(members.runs) == 3
+    for start, stop in [(0, 5), (1, 4), (2, 3), (4, 9), (5, 6), (0, 0)]:
+        assert members.page(start, stop) == pairs[start:stop]
+    assert members.find(scenes.item_uids[1]) == (scenes, 1) and members.find(shelves.item_uids[7]) == (shelves, 7)
+    assert members.find(shelves.item_uids[4]) is None and members.find(scenes.item_uids[5]) is None
+    assert members.find("not-a-uid") is None
+    # a slice saved by an older build (a list of pairs and a uid -> position map) is read as runs
+    old = {"slug": "old", "_members": list(pairs), "_position": {ds.item_uids[i]: k for k, (ds, i) in enumerate(pairs)}}
+    assert slices.member(old, scenes.item_uids[9]) == (scenes, 9) and "_position" not in old
+    with pytest.raises(NotFound):
+        slices.member(old, scenes.item_uids[2])

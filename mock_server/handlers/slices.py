@@ -38,8 +38,8 @@ def get_slice(ctx: Ctx) -> dict[str, Any]:
 
 def list_slice_items(ctx: Ctx) -> dict[str, Any]:
     record, now = _slice(ctx), ctx.now
-    members = record["_members"]
-    return ctx.page(range(len(members)), lambda i, j: [crud.dataset_item(ctx, ds, k, now) for ds, k in members[i:j]])
+    members = slices.members(record)
+    return ctx.page(range(len(members)), lambda i, j: [crud.dataset_item(ctx, ds, k, now) for ds, k in members.page(i, j)])
 
 
 def get_slice_item(ctx: Ctx) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def _render(ctx: Ctx, record: dict[str, Any]) -> dict[str, Any]:
     status = slices.status(record, now)
     featured = []
     if status == "ready":
-        for ds, k in record["_members"][:FEATURED]:
+        for ds, k in slices.members(record).page(0, FEATURED):
             featured.extend(crud.dataset_item(ctx, ds, k, now)["thumbnails"][:1])
     return {**wire.record(record), "owner_name": ctx.store.org.slug, "status": status,
             "organization": _organization(ctx.store),
