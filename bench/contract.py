@@ -2,6 +2,11 @@
 run against our mock split into its parts (schemathesis, our own checks).
 
     python bench/contract.py [--requests 2000] [--rounds 3] [--max-examples 5]
+    python bench/contract.py --stateless 1,2,3 [--max-examples 2]
+
+``--stateless`` instead runs the whole harness (150 operations) against the stateless spec-only server of
+the tests (``contracts/broken.py``) at each draw seed: what a foreign server's random answers do to the
+harness (it must report them, never stop: 0 harness errors).
 
 Both servers are in-process (``LiveServer``, manual clock, no throttling); the client is one keep-alive
 httpx client, sequential, so the figures are latency-bound and the ratio is what matters.
@@ -41,7 +46,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-examples", type=int, default=5)
+    ap.add_argument("--stateless", help="comma-separated draw seeds: the harness against the stateless server")
     args = ap.parse_args()
+    if args.stateless:
+        stateless(args, [int(x) for x in args.stateless.split(",")])
+        return
     base = ServerConfig(manual_clock=True, rate_limit=10**9)
     strict = ServerConfig(manual_clock=True, rate_limit=10**9, strict=True)
     with LiveServer(base) as plain, LiveServer(strict) as checked:
@@ -62,6 +71,19 @@ def main() -> None:
             report = run_harness(HarnessOptions(server.base_url, server.api_key, max_examples=args.max_examples, **opts))
         print(f"{label:18s} max-examples {args.max_examples}: {report.cases:6d} cases, {report.failures} failures, "
               f"{report.duration:6.1f} s ({report.cases / report.duration:.0f} cases/s)")
+
+
+def stateless(args: argparse.Namespace, seeds: list[int]) -> None:
+    from avala_mock.contracts.broken import StatelessServer
+
+    for seed in seeds:
+        with StatelessServer(seed) as server:
+            report = run_harness(HarnessOptions(server.base_url, "any", max_examples=args.max_examples, lifecycle_timeout=3))
+        checks = sorted({c for op in report.operations.values() for c in op.failures})
+        print(f"stateless server, draw seed {seed}: {report.cases} cases, {report.failures} failures under "
+              f"{len(checks)} checks, {len(report.errors)} harness errors, {report.duration:.1f} s")
+        for error in report.errors:
+            print(f"  harness error: {error[:200]}")
 
 
 if __name__ == "__main__":
