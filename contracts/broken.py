@@ -1,12 +1,15 @@
 """Deliberately wrong Avala servers, to prove the harness catches real non-conformance and keeps going:
 our app with one outer middleware that breaks exactly one thing (``BROKEN`` maps each kind to the check
-that must report it, and the operations worth running against it); and ``StatelessServer``, a spec-only
-mock in the manner of Prism's dynamic mode — every answer random but schema-valid, nothing remembered.
+that must report it, and the operations worth running against it); ``StatelessServer``, a spec-only
+mock in the manner of Prism's dynamic mode — every answer random but schema-valid, nothing remembered;
+and ``JunkServer``, our app answering a seeded share of requests with junk (not JSON, JSON of the wrong
+shape, broken headers, terminal escapes and rich markup in bodies).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -183,3 +186,48 @@ def _responses_as_requests(spec: Any) -> dict[str, Any]:
     return {"openapi": "3.1.0", "info": {"title": "responses", "version": "1"}, "paths": paths,
             "components": spec.doc["components"]}
 
+
+
+# Answers no Avala server should give, each a way a foreign server can be wrong at once in body, type and headers.
+JUNK: list[tuple[int, bytes, str, dict[str, str]]] = [
+    (200, b"<html>oops</html>", "text/html", {}),
+    (200, b"", "application/json", {}),
+    (200, b"[1, 2, 3]", "application/json", {}),
+    (200, b"null", "application/json", {}),
+    (200, b'{"results": "nope", "next": 5}', "application/json", {}),
+    (200, b'{"results": [1, null, "x"], "next": "::::", "previous": {}}', "application/json", {}),
+    (200, b'{"truncated": ', "application/json", {}),
+    (200, b"\xff\xfe\x00 not utf-8", "application/json", {}),
+    (500, b"<h1>Server Error</h1>", "text/html", {}),
+    (202, b'{"uid": 7, "status": ["x"]}', "application/json", {}),
+    (200, b'{"uid": "a/b?c\\\\d", "status": "completed", "processed_items": "many"}', "application/json", {}),
+    (429, b'{"detail": "slow down"}', "application/json", {"Retry-After": "soon"}),
+    (200, b'{"results": [], "next": "http://127.0.0.1:1/x"}', "application/json",
+     {"X-RateLimit-Limit": "lots", "X-RateLimit-Remaining": "-", "X-RateLimit-Reset": "1e999"}),
+    (400, b'{"detail": "[/red] [bold]x[/] <script>alert(1)</script> \\u0000 \\u001b[2J"}', "application/json", {}),
+    (200, b"[/] ]]] [[[ \x1b[31m red", "text/plain", {}),
+]
+
+
+class JunkServer(LiveServer):
+    """Our app, but (after the preflight's ``/users/me/``) a seeded ``share`` of answers is replaced by one of
+    ``JUNK``: the harness must report what it meets and finish, whatever the bodies hold."""
+
+    def __init__(self, seed: int = 0, share: float = 0.3) -> None:
+        super().__init__(ServerConfig(manual_clock=True, rate_limit=10**9))
+        self.rng, self.share = random.Random(seed), share
+
+    def make_app(self) -> web.Application:
+        app = create_app(self.config)
+        rng, share = self.rng, self.share
+
+        @web.middleware
+        async def junk(request: web.Request, handler: Callable) -> web.StreamResponse:
+            response = await handler(request)
+            if request.path.endswith("/users/me/") or request.path.startswith("/_mock/") or rng.random() >= share:
+                return response
+            status, body, content_type, headers = rng.choice(JUNK)
+            return web.Response(status=status, body=body, content_type=content_type, headers=headers)
+
+        app.middlewares.insert(0, junk)
+        return app

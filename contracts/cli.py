@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from avala_mock.contracts.report import shown
+
 REPORT_FORMATS = ("json", "junit", "html")
 
 
@@ -53,15 +55,16 @@ def contract(base_url: str, api_key: str, operations: str | None, max_examples: 
         with _progress(console) as say:
             report = run_harness(opts, on_progress=say)
     except TargetProblem as exc:
-        console.print(f"[red]cannot check {base_url}:[/red] {exc}")
+        console.print(f"[red]cannot check {shown(base_url)}:[/red] {shown(exc)}")
         sys.exit(2)
-    report.render(console, all_rows=all_rows)
-    if report_format:
+    if report_format:  # written first: the file is what CI keeps
         ext = {"json": "json", "junit": "xml", "html": "html"}[report_format]
         path = output or Path(f"avala-contract.{ext}")
         text = {"json": report.to_json, "junit": report.to_junit, "html": report.to_html}[report_format]()
-        path.write_text(text)
-        console.print(f"report: {path}")
+        path.write_text(text, encoding="utf-8")
+    report.render(console, all_rows=all_rows)
+    if report_format:
+        console.print(f"report: {shown(path)}")
     sys.exit(0 if report.passed else 1)
 
 
@@ -70,14 +73,14 @@ def _progress(console: Console) -> Iterator[Callable[[str], None]]:
     """A live status line on a terminal; elsewhere (CI logs) a line every few seconds at most."""
     if console.is_terminal:
         with console.status("starting") as status:
-            yield lambda message: status.update(message)
+            yield lambda message: status.update(shown(message))
         return
     last = [0.0]
 
     def say(message: str) -> None:
         if time.monotonic() - last[0] >= 5.0 or not message.startswith("schemathesis:"):
             last[0] = time.monotonic()
-            console.print(f"[dim]… {message}[/dim]")
+            console.print(f"[dim]… {shown(message)}[/dim]")
 
     yield say
 

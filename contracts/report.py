@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 MAX_EXAMPLES_KEPT = 5  # failure messages kept per (operation, check)
+# Characters a terminal would obey or XML 1.0 cannot hold (tab, newline and carriage return stay).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(text: object) -> str:
+    """Text that may quote the server under test, safe in a terminal and in XML: control characters become U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
+def shown(text: object) -> str:
+    """``clean`` text for rich: the server's words are never read as markup (``[/red]`` in a body)."""
+    return escape(clean(text))
 
 
 @dataclass
@@ -109,19 +123,19 @@ class Report:
                            failures=str(sum(not r.ok for r in self.operations.values())),
                            errors=str(len(self.errors)), time=f"{self.duration:.3f}")
         for r in sorted(self.operations.values(), key=lambda r: r.operation_id):
-            case = ET.SubElement(suite, "testcase", classname="avala-contract", name=r.operation_id)
+            case = ET.SubElement(suite, "testcase", classname="avala-contract", name=clean(r.operation_id))
             for check, n in sorted(r.failures.items()):
                 failure = ET.SubElement(case, "failure", type=check, message=f"{check}: {n} failure(s)")
-                failure.text = "\n".join(r.messages.get(check, []))
+                failure.text = clean("\n".join(r.messages.get(check, [])))
         for err in self.errors:
             case = ET.SubElement(suite, "testcase", classname="avala-contract", name="harness")
-            ET.SubElement(case, "error", message=err)
+            ET.SubElement(case, "error", message=clean(err))
         return ET.tostring(suite, encoding="unicode")
 
     def to_html(self) -> str:
         rows = []
         for r in sorted(self.operations.values(), key=lambda r: (r.ok, r.operation_id)):
-            fails = "<br>".join(f"<b>{html.escape(c)}</b> ×{n}: " + html.escape("; ".join(r.messages.get(c, [])[:2]))
+            fails = "<br>".join(f"<b>{html.escape(c)}</b> ×{n}: " + html.escape(clean("; ".join(r.messages.get(c, [])[:2])))
                                 for c, n in sorted(r.failures.items()))
             rows.append(f"<tr class={'ok' if r.ok else 'bad'}><td>{html.escape(r.operation_id)}</td>"
                         f"<td>{r.cases}</td><td>{fails or 'ok'}</td></tr>")
@@ -131,12 +145,12 @@ class Report:
             "<style>body{font-family:sans-serif}.bad{background:#fdd}.ok{background:#efe}td{padding:2px 8px}</style>"
             f"<h1>Avala contract: {verdict}</h1><p>{html.escape(self.base_url)} — score {self.score}% — "
             f"{self.cases} cases, {self.failures} failures, {self.duration:.1f} s</p>"
-            + "".join(f"<p>error: {html.escape(e)}</p>" for e in self.errors)
+            + "".join(f"<p>error: {html.escape(clean(e))}</p>" for e in self.errors)
             + "<table><tr><th>operation</th><th>cases</th><th>failures by check</th></tr>" + "".join(rows) + "</table>"
         )
 
     def render(self, console: Console, all_rows: bool = False) -> None:
-        table = Table(title=f"Avala contract — {self.base_url}")
+        table = Table(title=f"Avala contract — {shown(self.base_url)}")
         table.add_column("operation")
         table.add_column("cases", justify="right")
         table.add_column("failures by check")
@@ -144,17 +158,17 @@ class Report:
             if r.ok and not all_rows:
                 continue
             fails = ", ".join(f"{c} ×{n}" for c, n in sorted(r.failures.items()))
-            table.add_row(r.operation_id, str(r.cases), f"[red]{fails}[/red]" if fails else "[green]ok[/green]")
+            table.add_row(shown(r.operation_id), str(r.cases), f"[red]{shown(fails)}[/red]" if fails else "[green]ok[/green]")
         if table.row_count:
             console.print(table)
         for r in self.operations.values():
             for check, msgs in r.messages.items():
                 for m in msgs[:2]:
-                    console.print(f"  [red]{r.operation_id}[/red] {check}: {m}")
+                    console.print(f"  [red]{shown(r.operation_id)}[/red] {shown(check)}: {shown(m)}")
         for e in self.errors:
-            console.print(f"[red]error:[/red] {e}")
+            console.print(f"[red]error:[/red] {shown(e)}")
         for n in self.notes:
-            console.print(f"[yellow]note:[/yellow] {n}")
+            console.print(f"[yellow]note:[/yellow] {shown(n)}")
         console.print(self.summary())
 
     def summary(self) -> str:
@@ -165,8 +179,8 @@ class Report:
         parts = []
         if self.failures:
             by_check = sorted(self.failed_checks().items(), key=lambda kv: -len(kv[1]))
-            checks = ", ".join(f"{check} ({len(ops)} operation{'s' if len(ops) != 1 else ''})" for check, ops in by_check)
+            checks = ", ".join(f"{shown(check)} ({len(ops)} operation{'s' if len(ops) != 1 else ''})" for check, ops in by_check)
             parts.append(f"{self.failures} failures — {checks}")
         if self.errors:
-            parts.append(f"{len(self.errors)} harness error(s) — {self.errors[0][:160]}")
+            parts.append(f"{len(self.errors)} harness error(s) — {shown(self.errors[0][:160])}")
         return f"[red]FAILED[/red] score {self.score}% — {head}; " + "; ".join(parts)

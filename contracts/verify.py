@@ -37,7 +37,7 @@ class VerifyResult:
         cov = self.coverage
         console.print(f"coverage: {cov.get('exercised', 0)}/{cov.get('operations', 0)} operations ({cov.get('percent', 0)}%)")
         for p in self.problems:
-            console.print(f"[red]FAILED[/red] {p}")
+            console.print(f"[red]FAILED[/red] {escape(p)}")
         if self.passed:
             console.print(f"[green]PASSED[/green] client exited 0 and sent no off-contract request ({self.duration:.1f} s)")
 
@@ -50,7 +50,7 @@ def verify_client(command: list[str], *, min_coverage: float | None = None, seed
     with LiveServer(config) as server:
         env = {**os.environ, **server.env()}
         if console is not None:
-            console.print(f"avala-mock (strict) at {server.base_url}; running: {' '.join(command)}")
+            console.print(f"avala-mock (strict) at {server.base_url}; running: {escape(' '.join(command))}")
         try:
             exit_code = subprocess.run(command, env=env, timeout=timeout, check=False).returncode
         except FileNotFoundError:

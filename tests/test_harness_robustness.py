@@ -4,19 +4,24 @@ behind, and exits 2 (cannot check), 1 (does not conform) or 0."""
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import time
 from urllib.parse import unquote
+from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from avala_mock.__main__ import main
-from avala_mock.contracts.broken import BrokenServer, StatelessServer
+from avala_mock.contracts.broken import BrokenServer, JunkServer, StatelessServer
 from avala_mock.contracts.cleanup import Cleanup
+from avala_mock.contracts.report import Report
 from avala_mock.contracts.runner import HarnessOptions, run_harness
 from avala_mock.contracts.target import TargetProblem, preflight
 from avala_mock.mock_server.spec import Spec, default_spec_path
@@ -91,6 +96,37 @@ def test_a_stateless_spec_only_mock_is_reported_check_by_check():
     for op in report.operations.values():  # every line says where (an operation's request or the check's step)
         for lines in op.messages.values():
             assert all(line.strip() and "object at 0x" not in line for line in lines), lines
+
+
+def test_a_server_answering_junk_is_reported_and_the_report_is_written(tmp_path):
+    """Not JSON, JSON of the wrong shape, broken rate headers, a backslash in a uid, markup and terminal escapes in
+    bodies — for 40% of answers: every check reports and finishes, and the JUnit report is written and valid."""
+    junit = tmp_path / "r.xml"
+    with JunkServer(seed=1, share=0.4) as server:
+        code, out, took = contract("--base-url", server.base_url, "--api-key", server.api_key, "--operations",
+                                   LIFECYCLE_OPS, "--max-examples", "2", "--lifecycle-timeout", "3",
+                                   "--report", "junit", "--output", str(junit))
+    print(f"\njunk: exit {code} in {took:.1f} s")
+    assert code == 1 and "Traceback" not in out and "FAILED" in out, out[-3000:]
+    suite = ET.fromstring(junit.read_text(encoding="utf-8"))  # parses: no control characters left in it
+    texts = [f.text or "" for f in suite.iter("failure")] + [e.get("message", "") for e in suite.iter("error")]
+    assert texts and not [t for t in texts if "the check stopped" in t or "could not read a scenario" in t]
+    assert suite.get("errors") == "0"
+
+
+def test_what_a_server_sent_is_shown_as_text_never_as_markup_or_terminal_control():
+    hostile = "GET /x -> 400: [/red] [bold]x[/] <script>alert(1)</script> \x00 \x1b[2J \ud800 end"
+    report = Report("http://h/api/v1")
+    report.fail("list_projects", "error_body_shape", hostile)
+    report.errors.append(hostile)
+    report.notes.append(hostile)
+    screen = io.StringIO()
+    report.render(Console(file=screen, width=400, color_system=None), all_rows=True)
+    printed = screen.getvalue()
+    assert printed.count("[/red] [bold]x[/]") == 4  # the message, the error, the note and the summary line
+    assert "\x1b" not in printed and "\x00" not in printed
+    ET.fromstring(report.to_junit())
+    assert "<script>" not in report.to_html() and json.loads(report.to_json())["errors"] == [hostile]
 
 
 def test_failure_lines_show_method_path_status_and_a_short_body():

@@ -114,10 +114,10 @@ def test_not_strict_server_says_so(live):
     assert httpx.get(live.origin + "/_mock/violations/").json()["enabled"] is False
 
 
-def _verify(tmp_path, script: str, *args: str) -> subprocess.CompletedProcess:
+def _verify(tmp_path, script: str, *args: str, client_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     path = tmp_path / "client.py"
     path.write_text(script)
-    cmd = [sys.executable, "-m", "avala_mock", "verify-client", *args, "--", sys.executable, str(path)]
+    cmd = [sys.executable, "-m", "avala_mock", "verify-client", *args, "--", sys.executable, str(path), *client_args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -131,9 +131,11 @@ def test_verify_client_fails_and_names_the_request_and_rule(tmp_path):
 
 
 def test_verify_client_passes_on_the_seed_quickstart(tmp_path):
-    done = _verify(tmp_path, QUICKSTART)
+    # brackets in the client's command line (pytest ids look like this) are echoed as text, not read as markup
+    done = _verify(tmp_path, QUICKSTART, client_args=("tests/x.py::t[1-2]", "[/x]"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "labeled," in done.stdout and "PASSED" in done.stdout
+    assert "client.py tests/x.py::t[1-2] [/x]" in " ".join(done.stdout.split())
 
 
 def test_verify_client_min_coverage(tmp_path):
