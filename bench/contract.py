@@ -3,10 +3,11 @@ run against our mock split into its parts (schemathesis, our own checks).
 
     python bench/contract.py [--requests 2000] [--rounds 3] [--max-examples 5]
     python bench/contract.py --stateless 1,2,3 [--max-examples 2]
+    python bench/contract.py --junk 1,2,3 [--junk-share 0.3] [--max-examples 2]
 
-``--stateless`` instead runs the whole harness (150 operations) against the stateless spec-only server of
-the tests (``contracts/broken.py``) at each draw seed: what a foreign server's random answers do to the
-harness (it must report them, never stop: 0 harness errors).
+``--stateless`` / ``--junk`` instead run the whole harness (150 operations) against the tests' foreign
+servers (``contracts/broken.py``) at each draw seed: random schema-valid answers, or our app answering a
+share of requests with junk. The harness must report what it meets and never stop: 0 harness errors.
 
 Both servers are in-process (``LiveServer``, manual clock, no throttling); the client is one keep-alive
 httpx client, sequential, so the figures are latency-bound and the ratio is what matters.
@@ -47,9 +48,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-examples", type=int, default=5)
     ap.add_argument("--stateless", help="comma-separated draw seeds: the harness against the stateless server")
+    ap.add_argument("--junk", help="comma-separated draw seeds: the harness against the junk server")
+    ap.add_argument("--junk-share", type=float, default=0.3, help="share of answers the junk server replaces")
     args = ap.parse_args()
-    if args.stateless:
-        stateless(args, [int(x) for x in args.stateless.split(",")])
+    if args.stateless or args.junk:
+        foreign(args, "stateless" if args.stateless else "junk", [int(x) for x in (args.stateless or args.junk).split(",")])
         return
     base = ServerConfig(manual_clock=True, rate_limit=10**9)
     strict = ServerConfig(manual_clock=True, rate_limit=10**9, strict=True)
@@ -73,15 +76,18 @@ def main() -> None:
               f"{report.duration:6.1f} s ({report.cases / report.duration:.0f} cases/s)")
 
 
-def stateless(args: argparse.Namespace, seeds: list[int]) -> None:
-    from avala_mock.contracts.broken import StatelessServer
+def foreign(args: argparse.Namespace, kind: str, seeds: list[int]) -> None:
+    from avala_mock.contracts.broken import JunkServer, StatelessServer
 
     for seed in seeds:
-        with StatelessServer(seed) as server:
-            report = run_harness(HarnessOptions(server.base_url, "any", max_examples=args.max_examples, lifecycle_timeout=3))
+        server = StatelessServer(seed) if kind == "stateless" else JunkServer(seed, args.junk_share)
+        with server:
+            report = run_harness(HarnessOptions(server.base_url, server.api_key, max_examples=args.max_examples,
+                                                lifecycle_timeout=3))
         checks = sorted({c for op in report.operations.values() for c in op.failures})
-        print(f"stateless server, draw seed {seed}: {report.cases} cases, {report.failures} failures under "
-              f"{len(checks)} checks, {len(report.errors)} harness errors, {report.duration:.1f} s")
+        stopped = sum("the check stopped" in m for op in report.operations.values() for ms in op.messages.values() for m in ms)
+        print(f"{kind} server, draw seed {seed}: {report.cases} cases, {report.failures} failures under "
+              f"{len(checks)} checks, {len(report.errors)} harness errors, {stopped} checks stopped, {report.duration:.1f} s")
         for error in report.errors:
             print(f"  harness error: {error[:200]}")
 
