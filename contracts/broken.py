@@ -2,12 +2,14 @@
 our app with one outer middleware that breaks exactly one thing (``BROKEN`` maps each kind to the check
 that must report it, and the operations worth running against it); ``StatelessServer``, a spec-only
 mock in the manner of Prism's dynamic mode — every answer random but schema-valid, nothing remembered;
-and ``JunkServer``, our app answering a seeded share of requests with junk (not JSON, JSON of the wrong
-shape, broken headers, terminal escapes and rich markup in bodies).
+``JunkServer``, our app answering a seeded share of requests with junk (not JSON, JSON of the wrong
+shape, broken headers, terminal escapes and rich markup in bodies); and ``SilentServer``, which passes the
+preflight and then never answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Callable
@@ -230,4 +232,26 @@ class JunkServer(LiveServer):
             return web.Response(status=status, body=body, content_type=content_type, headers=headers)
 
         app.middlewares.insert(0, junk)
+        return app
+
+
+class SilentServer(LiveServer):
+    """Passes the preflight (``/users/me/``), then answers nothing: a target that hangs mid-run."""
+
+    def make_app(self) -> web.Application:
+        app = create_app(self.config)
+        stopping = asyncio.Event()
+
+        @web.middleware
+        async def silent(request: web.Request, handler: Callable) -> web.StreamResponse:
+            if request.path.endswith("/users/me/") or request.path.startswith("/_mock/"):
+                return await handler(request)
+            await stopping.wait()  # until the server stops (its shutdown waits for handlers in flight)
+            raise web.HTTPServiceUnavailable()
+
+        async def stop(app: web.Application) -> None:
+            stopping.set()
+
+        app.middlewares.insert(0, silent)
+        app.on_shutdown.append(stop)
         return app

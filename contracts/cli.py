@@ -25,6 +25,8 @@ REPORT_FORMATS = ("json", "junit", "html")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Concurrent schemathesis workers.")
 @click.option("--lifecycle-timeout", default=60.0, show_default=True, type=float,
               help="Seconds to wait for an auto-label job to end when the target's clock cannot be advanced.")
+@click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to wait for one answer (six requests in a row without one, over two operations or more, end the run: exit 2).")
 @click.option("--no-schemathesis", is_flag=True, help="Run only our own checks (lifecycle, pagination, headers, errors).")
 @click.option("--report", "report_format", type=click.Choice(REPORT_FORMATS), default=None, help="Also write a report file.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -32,12 +34,12 @@ REPORT_FORMATS = ("json", "junit", "html")
 @click.option("--all-rows", is_flag=True, help="Show passing operations in the table too.")
 @click.option("--keep-data", is_flag=True, help="Leave the objects the run created on the target (default: delete them).")
 def contract(base_url: str, api_key: str, operations: str | None, max_examples: int, seed: int, workers: int,
-             lifecycle_timeout: float, no_schemathesis: bool, report_format: str | None, output: Path | None,
-             all_rows: bool, keep_data: bool) -> None:
+             lifecycle_timeout: float, request_timeout: float, no_schemathesis: bool, report_format: str | None,
+             output: Path | None, all_rows: bool, keep_data: bool) -> None:
     """Check a server (our mock, a staging Avala, another mock) against openapi.yaml.
 
     Exit 0: it conforms; 1: it does not (the report says where); 2: it could not be checked (unreachable,
-    key refused, not an Avala API: one message, within seconds).
+    key refused, not an Avala API: one message, within seconds; or it stopped answering during the run).
     """
     try:
         from avala_mock.contracts.runner import HarnessOptions, run_harness
@@ -50,6 +52,7 @@ def contract(base_url: str, api_key: str, operations: str | None, max_examples: 
     ops = [o.strip() for o in operations.split(",") if o.strip()] if operations else None
     opts = HarnessOptions(base_url=base_url.rstrip("/"), api_key=api_key, operations=ops, max_examples=max_examples,
                           seed=seed, workers=workers, schemathesis=not no_schemathesis, lifecycle_timeout=lifecycle_timeout,
+                          request_timeout=request_timeout,
                           keep_data=keep_data)
     try:
         with _progress(console) as say:

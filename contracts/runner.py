@@ -27,7 +27,7 @@ from avala_mock.contracts import unstated
 from avala_mock.contracts.checks import run_error_shapes, run_lifecycle, run_pagination
 from avala_mock.contracts.cleanup import Cleanup
 from avala_mock.contracts.report import Report
-from avala_mock.contracts.target import Target, preflight, short
+from avala_mock.contracts.target import Silence, Target, TargetProblem, preflight, short
 from avala_mock.mock_server.errors import ApiError
 from avala_mock.mock_server.spec import Spec, default_spec_path
 
@@ -61,8 +61,9 @@ class HarnessOptions:
 
 
 def run_harness(opts: HarnessOptions, on_progress: Progress | None = None) -> Report:
-    """Run everything against ``opts.base_url`` and return the verdict. Raises ``TargetProblem`` (from
-    the preflight) when the target cannot be checked at all; anything later becomes part of the report."""
+    """Run everything against ``opts.base_url`` and return the verdict. Raises ``TargetProblem`` when the
+    target cannot be checked at all (the preflight fails, or it stops answering: ``Silence``); anything
+    else becomes part of the report."""
     say = on_progress or (lambda message: None)
     started = time.perf_counter()
     report = Report(opts.base_url)
@@ -77,14 +78,19 @@ def run_harness(opts: HarnessOptions, on_progress: Progress | None = None) -> Re
         say("preflight: GET /users/me/")
         preflight(opts.base_url, opts.api_key)
     cleanup = Cleanup(spec, "/" + opts.base_url.split("://", 1)[-1].partition("/")[2].rstrip("/"))
+    silence = Silence(opts.base_url.rstrip("/"))
     if opts.schemathesis and selected:
-        _run_schemathesis(opts, spec_path, sorted(selected), report, cleanup, say)
-    target = Target(opts.base_url, opts.api_key, report, opts.request_timeout,
+        _run_schemathesis(opts, spec_path, sorted(selected), report, cleanup, say, silence)
+        if silence.gone:
+            raise silence.problem()
+    target = Target(opts.base_url, opts.api_key, report, opts.request_timeout, silence=silence,
                     on_response=lambda method, url, r: cleanup.note(method, url, r.status_code, _json_or_none(r.content)))
     try:
         for name, run in _own_checks(opts, target, spec, selected, say):
             try:
                 run()
+            except TargetProblem:
+                raise
             except Exception as exc:  # a check met something it did not expect: evidence, not a crash
                 report.fail(name, name, f"the check stopped: {type(exc).__name__}: {str(exc)[:200]}")
         if not opts.keep_data:
@@ -137,8 +143,11 @@ def _json_or_none(content: bytes) -> Any:
         return None
 
 
+NO_ANSWER = frozenset({"Network Error", "Unresponsive Operation", "Unhealthy API"})  # schemathesis' error titles
+
+
 def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[str], report: Report, cleanup: Cleanup,
-                      say: Progress) -> None:
+                      say: Progress, silence: Silence) -> None:
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # probes send NUL headers on purpose
     schema = schemathesis.openapi.from_path(str(spec_path))
     schema.config.update(base_url=opts.base_url, headers={"X-Avala-Api-Key": opts.api_key, **opts.extra_headers},
@@ -152,7 +161,8 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
     schema = schema.include(operation_id=operations)
     spec = Spec(spec_path)
     phase, done, last_said = "", 0, 0.0
-    for event in from_schema(schema).execute():
+    stream = from_schema(schema).execute()
+    for event in stream:
         if isinstance(event, events.PhaseStarted):
             phase, done = event.phase.name.value, 0
             say(f"schemathesis: {phase} phase")
@@ -164,6 +174,8 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
             except Exception as exc:  # what a foreign server answered must not end the run: say it and go on
                 report.errors.append(f"harness could not read a scenario of {event.recorder.label}: "
                                      f"{type(exc).__name__}: {str(exc)[:200]}")
+            if any(i.response is not None for i in event.recorder.interactions.values()):
+                silence.answered()
             done += 1
             if time.monotonic() - last_said > 1.0:
                 last_said = time.monotonic()
@@ -171,6 +183,9 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
                     f"({event.recorder.label})")
         elif isinstance(event, events.NonFatalError):
             message = f"schemathesis: {event.label}: {event.info.message}"
+            if event.info.title in NO_ANSWER and silence.unanswered(event.label, event.info.message) and not stream.stop_event.is_set():
+                say(f"schemathesis: stopping: {silence.problem()}")
+                stream.stop()  # the stream ends with its Finished event
             if "link definitions" in event.info.message:  # a subset of operations without their links
                 report.notes.append(message.split("\n")[0])
             else:

@@ -21,7 +21,40 @@ BODY_SHOWN = 160  # characters of a response body quoted in a failure line
 
 
 class TargetProblem(Exception):
-    """The target cannot be checked at all (unreachable, key refused, not an Avala API): exit code 2."""
+    """The target cannot be checked at all (unreachable, key refused, not an Avala API, stopped answering): exit code 2."""
+
+
+class Silence:
+    """Requests in a row that got no answer (timed out, refused, reset). Past ``LIMIT`` of them over at least two
+    operations the target is taken to have stopped answering: the run ends with exit code 2 instead of waiting
+    the request timeout out on each of thousands of cases. One slow operation alone does not trip it."""
+
+    LIMIT = 6
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.count = 0
+        self.operations: set[str] = set()
+        self.last = ""
+
+    def answered(self) -> None:
+        self.count = 0
+        self.operations.clear()
+
+    def unanswered(self, operation: str, reason: str) -> bool:
+        """Count one; True when the target is taken to have stopped answering."""
+        self.count += 1
+        self.operations.add(operation)
+        self.last = reason
+        return self.gone
+
+    @property
+    def gone(self) -> bool:
+        return self.count >= self.LIMIT and len(self.operations) >= 2
+
+    def problem(self) -> TargetProblem:
+        return TargetProblem(f"{self.base_url} stopped answering: {self.count} requests in a row over "
+                             f"{len(self.operations)} operations got no answer (last: {self.last[:160]})")
 
 
 def preflight(base_url: str, api_key: str, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
@@ -70,13 +103,15 @@ class Target:
     """HTTP to the server under test. ``call`` checks headers and error shape on every answer and
     reports a missing answer as a failure of the check that asked (it returns None then)."""
 
-    def __init__(self, base_url: str, api_key: str, report: Report, timeout: float = 30.0, on_response: Any = None) -> None:
+    def __init__(self, base_url: str, api_key: str, report: Report, timeout: float = 30.0, on_response: Any = None,
+                 silence: Silence | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.origin = self.base_url.rsplit("/api/", 1)[0]
         self.report = report
         self.api_key = api_key
         self.http = httpx.Client(timeout=timeout)
         self.on_response = on_response  # e.g. the cleanup's note of created objects
+        self.silence = silence or Silence(self.base_url)
         self.manual = self._detect_manual_clock()
 
     def close(self) -> None:
@@ -108,7 +143,10 @@ class Target:
             response = self.http.request(method, full, headers=headers, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # no answer, or an id no URL can carry
             self.report.fail(op_id, check, f"{method} {urlsplit(full).path[:120]}: no answer ({_reason(exc)})")
+            if isinstance(exc, httpx.TransportError) and self.silence.unanswered(op_id, _reason(exc)):
+                raise self.silence.problem() from None
             return None
+        self.silence.answered()
         if self.on_response is not None:
             self.on_response(method, full, response)
         check_rate_headers(self.report, op_id, response)

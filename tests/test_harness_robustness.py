@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from avala_mock.__main__ import main
-from avala_mock.contracts.broken import BrokenServer, JunkServer, StatelessServer
+from avala_mock.contracts.broken import BrokenServer, JunkServer, SilentServer, StatelessServer
 from avala_mock.contracts.cleanup import Cleanup
 from avala_mock.contracts.report import Report
 from avala_mock.contracts.runner import HarnessOptions, run_harness
@@ -112,6 +112,18 @@ def test_a_server_answering_junk_is_reported_and_the_report_is_written(tmp_path)
     texts = [f.text or "" for f in suite.iter("failure")] + [e.get("message", "") for e in suite.iter("error")]
     assert texts and not [t for t in texts if "the check stopped" in t or "could not read a scenario" in t]
     assert suite.get("errors") == "0"
+
+
+def test_a_target_that_stops_answering_ends_the_run_with_exit_2_within_seconds():
+    """Before, each of thousands of cases waited out the request timeout: hours for a hung server."""
+    with SilentServer(ServerConfig(manual_clock=True, rate_limit=10**9)) as server:
+        code, out, took = contract("--base-url", server.base_url, "--api-key", server.api_key, "--max-examples", "2",
+                                   "--request-timeout", "1")
+        with pytest.raises(TargetProblem, match="stopped answering: 6 requests in a row over [2-6] operations"):
+            run_harness(HarnessOptions(server.base_url, server.api_key, operations=LIFECYCLE_OPS.split(","),
+                                       schemathesis=False, request_timeout=0.5))  # our own checks trip it too
+    print(f"\nsilent after the preflight: exit {code} in {took:.1f} s")
+    assert code == 2 and took < 60 and "stopped answering" in out and "Traceback" not in out, out[-2000:]
 
 
 def test_what_a_server_sent_is_shown_as_text_never_as_markup_or_terminal_control():
