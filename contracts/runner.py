@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import requests
 import schemathesis
 from multidict import MultiDict
 from schemathesis.core import NOT_SET
@@ -143,7 +144,10 @@ def _json_or_none(content: bytes) -> Any:
         return None
 
 
-NO_ANSWER = frozenset({"Network Error", "Unresponsive Operation", "Unhealthy API"})  # schemathesis' error titles
+def _no_answer(event: events.NonFatalError) -> bool:
+    """The request got no answer: timed out, refused or reset (not one the client could not even build)."""
+    return (isinstance(event.value, (requests.Timeout, requests.ConnectionError))
+            or event.info.title in ("Unresponsive Operation", "Unhealthy API"))
 
 
 def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[str], report: Report, cleanup: Cleanup,
@@ -183,7 +187,7 @@ def _run_schemathesis(opts: HarnessOptions, spec_path: Path, operations: list[st
                     f"({event.recorder.label})")
         elif isinstance(event, events.NonFatalError):
             message = f"schemathesis: {event.label}: {event.info.message}"
-            if event.info.title in NO_ANSWER and silence.unanswered(event.label, event.info.message) and not stream.stop_event.is_set():
+            if _no_answer(event) and silence.unanswered(event.label, event.info.message) and not stream.stop_event.is_set():
                 say(f"schemathesis: stopping: {silence.problem()}")
                 stream.stop()  # the stream ends with its Finished event
             if "link definitions" in event.info.message:  # a subset of operations without their links

@@ -143,7 +143,8 @@ class Target:
             response = self.http.request(method, full, headers=headers, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # no answer, or an id no URL can carry
             self.report.fail(op_id, check, f"{method} {urlsplit(full).path[:120]}: no answer ({_reason(exc)})")
-            if isinstance(exc, httpx.TransportError) and self.silence.unanswered(op_id, _reason(exc)):
+            no_answer = isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
+            if no_answer and self.silence.unanswered(op_id, _reason(exc)):
                 raise self.silence.problem() from None
             return None
         self.silence.answered()
