@@ -23,7 +23,7 @@ from avala_mock.contracts.broken import BrokenServer, JunkServer, SilentServer, 
 from avala_mock.contracts.cleanup import Cleanup
 from avala_mock.contracts.report import Report
 from avala_mock.contracts.runner import HarnessOptions, run_harness
-from avala_mock.contracts.target import TargetProblem, preflight
+from avala_mock.contracts.target import Silence, TargetProblem, preflight
 from avala_mock.mock_server.spec import Spec, default_spec_path
 from avala_mock.mock_server.state import ServerConfig
 from avala_mock.mock_server.testing import LiveServer
@@ -124,6 +124,15 @@ def test_a_target_that_stops_answering_ends_the_run_with_exit_2_within_seconds()
                                        schemathesis=False, request_timeout=0.5))  # our own checks trip it too
     print(f"\nsilent after the preflight: exit {code} in {took:.1f} s")
     assert code == 2 and took < 60 and "stopped answering" in out and "Traceback" not in out, out[-2000:]
+
+
+def test_one_slow_operation_alone_does_not_end_the_run_and_an_answer_starts_the_count_again():
+    silence = Silence("http://h/api/v1")
+    assert not any(silence.unanswered("export_dataset", "ReadTimeout") for _ in range(20))  # one operation: slow, not gone
+    assert silence.unanswered("list_projects", "ReadTimeout")  # a second operation unanswered too: gone
+    silence.answered()
+    assert not any(silence.unanswered(op, "ConnectError") for op in ["a", "b", "c", "d", "e"])
+    assert silence.unanswered("f", "ConnectError") and "6 requests in a row over 6 operations" in str(silence.problem())
 
 
 def test_what_a_server_sent_is_shown_as_text_never_as_markup_or_terminal_control():
