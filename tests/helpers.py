@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import time
 import uuid
 from typing import Any
 
@@ -108,3 +109,23 @@ class HangingReceiver:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def held_delivery(http: Any, receiver: HangingReceiver) -> str:
+    """A webhook (test event) to ``receiver``: the delivery's uid once its POST is on its way, held there."""
+    hook = http.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
+    delivery = http.post(f"/webhooks/{hook}/test/").json()["delivery"]
+    deadline = time.monotonic() + 10
+    while not receiver.deliveries:
+        assert time.monotonic() < deadline, "the delivery was never sent"
+        time.sleep(0.02)
+    return delivery
+
+
+def until_delivered(http: Any, delivery: str, timeout: float = 15.0) -> dict:
+    """Poll the delivery until it is ``delivered`` (fails with its last state past ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (d := http.get(f"/webhook-deliveries/{delivery}/").json())["status"] != "delivered":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.05)
+    return d

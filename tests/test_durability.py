@@ -14,7 +14,7 @@ import pytest
 from avala_mock.mock_server.state import STATE, ServerConfig
 from avala_mock.mock_server.testing import LiveServer, ServeProcess
 from avala_mock.simulators.commandlog import FileLog, frame
-from helpers import HangingReceiver
+from helpers import HangingReceiver, held_delivery, until_delivered
 
 KEY = {"X-Avala-Api-Key": "avk_mock_primary"}
 PROBES = ["/projects/?limit=100", "/auto-label-jobs/?limit=100", "/webhooks/?limit=100", "/agents/?limit=100",
@@ -290,19 +290,11 @@ def test_a_delivery_on_its_way_at_a_stop_is_sent_after_the_restart(tmp_path):
     try:
         with ServeProcess(*args) as server:
             with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
-                hook = c.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
-                delivery = c.post(f"/webhooks/{hook}/test/").json()["delivery"]
-                deadline = time.monotonic() + 10
-                while not receiver.deliveries:  # on its way; the receiver holds on to it
-                    assert time.monotonic() < deadline, "the delivery was never sent"
-                    time.sleep(0.02)
+                delivery = held_delivery(c, receiver)
         # stopped (SIGTERM): the POST was cancelled unanswered and the stop wrote a snapshot
         with ServeProcess(*args) as server:
             with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
-                deadline = time.monotonic() + 15
-                while (d := c.get(f"/webhook-deliveries/{delivery}/").json())["status"] != "delivered":
-                    assert time.monotonic() < deadline, d
-                    time.sleep(0.1)
+                d = until_delivered(c, delivery)
         assert receiver.deliveries == [delivery, delivery] and d["attempts"] == 1
     finally:
         receiver.close()
@@ -313,20 +305,12 @@ def test_a_snapshot_taken_while_a_delivery_was_on_its_way_sends_it_when_restored
     try:
         with LiveServer(ServerConfig(manual_clock=True, seed=3)) as server:
             with httpx.Client(base_url=server.base_url, headers=KEY, timeout=30) as c:
-                hook = c.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
-                delivery = c.post(f"/webhooks/{hook}/test/").json()["delivery"]
-                deadline = time.monotonic() + 10
-                while not receiver.deliveries:
-                    assert time.monotonic() < deadline, "the delivery was never sent"
-                    time.sleep(0.02)
+                delivery = held_delivery(c, receiver)
                 saved = server.control("GET", "snapshot", params={"include_secrets": "true"})
                 server.control("POST", "reset", {})
                 assert c.get(f"/webhook-deliveries/{delivery}/").status_code == 404
                 server.control("POST", "snapshot/restore", saved)
-                deadline = time.monotonic() + 15
-                while (d := c.get(f"/webhook-deliveries/{delivery}/").json())["status"] != "delivered":
-                    assert time.monotonic() < deadline, d
-                    time.sleep(0.05)
+                d = until_delivered(c, delivery)
         assert receiver.deliveries == [delivery, delivery] and d["attempts"] == 1
     finally:
         receiver.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from avala_mock.mock_server.testing import ServeProcess
-from helpers import HangingReceiver
+from helpers import HangingReceiver, held_delivery, until_delivered
 
 REDIS = shutil.which("redis-server")
 KEY = {"X-Avala-Api-Key": "avk_mock_primary"}
@@ -180,12 +180,7 @@ def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url, wr
     second = None
     try:
         with httpx.Client(base_url=first.base_url + "/", headers=KEY, timeout=30) as a:
-            hook = a.post("webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
-            delivery = a.post(f"webhooks/{hook}/test/").json()["delivery"]
-            deadline = time.monotonic() + 10
-            while not receiver.deliveries:  # the first worker is sending it (and the receiver holds on)
-                assert time.monotonic() < deadline, "the first worker never sent the delivery"
-                time.sleep(0.02)
+            delivery = held_delivery(a, receiver)  # the first worker is sending it (and the receiver holds on)
             for i in range(writes_after):
                 assert a.post("organizations/", json={"name": f"Filler {i}"}).status_code == 201
         upto = httpx.get(first.origin + "/healthz").json()["replication"]["snapshot_upto"]
@@ -194,13 +189,7 @@ def test_a_send_in_flight_on_a_killed_worker_is_made_by_a_survivor(redis_url, wr
         first.proc.kill()
         first.proc.wait(timeout=10)
         with httpx.Client(base_url=second.base_url + "/", headers=KEY, timeout=30) as b:
-            deadline = time.monotonic() + 15
-            while True:  # taken over once the dead worker's heartbeat expires (3 s)
-                d = b.get(f"webhook-deliveries/{delivery}/").json()
-                if d["status"] == "delivered":
-                    break
-                assert time.monotonic() < deadline, d
-                time.sleep(0.1)
+            d = until_delivered(b, delivery)  # taken over once the dead worker's heartbeat expires (3 s)
             assert d["attempts"] == 1 and d["response_status"] == 200
         assert receiver.deliveries == [delivery, delivery]  # sent again, once
         assert httpx.get(second.origin + "/healthz").json()["replication"]["sends_taken_over"] == 1
