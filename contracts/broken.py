@@ -189,7 +189,6 @@ def _responses_as_requests(spec: Any) -> dict[str, Any]:
             "components": spec.doc["components"]}
 
 
-
 # Answers no Avala server should give, each a way a foreign server can be wrong at once in body, type and headers.
 JUNK: list[tuple[int, bytes, str, dict[str, str]]] = [
     (200, b"<html>oops</html>", "text/html", {}),
@@ -211,6 +210,11 @@ JUNK: list[tuple[int, bytes, str, dict[str, str]]] = [
 ]
 
 
+def _preflight_or_control(request: web.Request) -> bool:
+    """What the junk and silent servers answer truly: the preflight (so the run starts) and the control API."""
+    return request.path.endswith("/users/me/") or request.path.startswith("/_mock/")
+
+
 class JunkServer(LiveServer):
     """Our app, but (after the preflight's ``/users/me/``) a seeded ``share`` of answers is replaced by one of
     ``JUNK``: the harness must report what it meets and finish, whatever the bodies hold."""
@@ -226,7 +230,7 @@ class JunkServer(LiveServer):
         @web.middleware
         async def junk(request: web.Request, handler: Callable) -> web.StreamResponse:
             response = await handler(request)
-            if request.path.endswith("/users/me/") or request.path.startswith("/_mock/") or rng.random() >= share:
+            if _preflight_or_control(request) or rng.random() >= share:
                 return response
             status, body, content_type, headers = rng.choice(JUNK)
             return web.Response(status=status, body=body, content_type=content_type, headers=headers)
@@ -244,7 +248,7 @@ class SilentServer(LiveServer):
 
         @web.middleware
         async def silent(request: web.Request, handler: Callable) -> web.StreamResponse:
-            if request.path.endswith("/users/me/") or request.path.startswith("/_mock/"):
+            if _preflight_or_control(request):
                 return await handler(request)
             await stopping.wait()  # until the server stops (its shutdown waits for handlers in flight)
             raise web.HTTPServiceUnavailable()

@@ -50,8 +50,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
             # through to a placeholder sibling (GET /fleet/events/batch/ is not get_fleet_event("batch")).
             methods = {o.method for o in routes if o.path == op.path}
             methods |= {"HEAD"} if "GET" in methods else set()
-            refuse = endpoint.api_route(state, endpoint.method_not_allowed(sorted(methods)), None)
-            refuse.__name__ = "refuse"
+            refuse = endpoint.api_route(state, endpoint.method_not_allowed(sorted(methods)), None)  # named "refuse"
             app.router.add_route("*", spec.base_path + op.path, refuse)
     control_handlers = {op_id: getattr(control, op_id, None) or getattr(dashboard, op_id) for op_id in control_spec.operations}
     for op in control_spec.routes():

@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from avala_mock.mock_server import bodies, faults
@@ -80,21 +79,22 @@ def operation(op: Operation, fn: Callable | None, state: MockState) -> Answer:
             return result
         if success == 204:
             return web.Response(status=204, headers=headers)
-        return web.Response(body=orjson.dumps(result), status=success, headers={"Content-Type": "application/json", **headers})
+        return json_response(result, success, headers)
+
+    def prepare(request: web.Request, key: str | None, found: Any) -> tuple[Any, Any, dict]:
+        """The key's (store, user) and the parsed query, or the 4xx/501 that ends the request."""
+        store, user = authenticate(request, key, found)
+        if fn is None:
+            raise not_implemented(op)
+        return store, user, op.parse_query(request.query) if op.query else {}
 
     def answer_now(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
         """``answer`` without awaiting anything: for an operation with no body, on a world of its own."""
-        store, user = authenticate(request, key, found)
-        if fn is None:
-            raise not_implemented(op)
-        query = op.parse_query(request.query) if op.query else {}
+        store, user, query = prepare(request, key, found)
         return run(request, key, store, user, dict(request.match_info), query, None, headers)
 
     async def answer(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
-        store, user = authenticate(request, key, found)
-        if fn is None:
-            raise not_implemented(op)
-        query = op.parse_query(request.query) if op.query else {}
+        store, user, query = prepare(request, key, found)
         body = await _read_body(request, op, state.config) if op.body else None
         path = dict(request.match_info)
         replicator = state.replicator
@@ -161,8 +161,7 @@ def api_route(state: MockState, answer: Answer, op_id: str | None) -> Handler:
             _log_line(request, response.status, started, op_id, organization)
         return response
 
-    route.__name__ = op_id or "api"
-    route.operation_id = op_id  # type: ignore[attr-defined]  # read by strict mode and tests
+    route.__name__ = op_id or answer.__name__  # strict mode tells the route kinds apart by it
     return route
 
 
@@ -211,8 +210,7 @@ def unmatched(state: MockState) -> Handler:
     async def refuse(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
         methods = allowed_methods(request)
         if methods:
-            return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405,
-                                 {**headers, "Allow": ", ".join(sorted(methods))})
+            return _not_allowed(request, ", ".join(sorted(methods)), headers)
         return json_response({"detail": f"Not found: {request.path}"}, 404, headers)
 
     api = api_route(state, refuse, None)
@@ -235,10 +233,13 @@ def method_not_allowed(methods: list[str]) -> Answer:
     allow = ", ".join(methods)
 
     async def refuse(request: web.Request, key: str | None, found: Any, headers: dict[str, str]) -> web.StreamResponse:
-        return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {**headers, "Allow": allow})
+        return _not_allowed(request, allow, headers)
 
-    refuse.__name__ = "refuse"
     return refuse
+
+
+def _not_allowed(request: web.Request, allow: str, headers: dict[str, str]) -> web.Response:
+    return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405, {**headers, "Allow": allow})
 
 
 def allowed_methods(request: web.Request) -> set[str]:

@@ -122,12 +122,8 @@ class EventWorker:
                 text = f"Not sent: {exc.os_error}." if refused else f"Connection failed: {type(exc).__name__}."
             except (aiohttp.ClientError, OSError) as exc:  # refused, reset, DNS: the URL itself is not echoed
                 text = f"Connection failed: {type(exc).__name__}."
-        replicator = self.state.replicator
-        if replicator is None:
+        async with self.state.writing():  # the attempt is a change of the (shared) world
             self._report(bus, out, status, text)
-        else:
-            async with replicator.exclusive():  # the attempt is a change of the shared world
-                self._report(bus, out, status, text)
         self.wake.set()  # a retry may already be due (instant clock)
 
     def _report(self, bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:

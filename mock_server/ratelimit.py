@@ -74,8 +74,6 @@ class RateLimiter:
         self._rules = [(Matcher.of(r), Bucket(r["limit"], r.get("window", window))) for r in rules]
 
     def take(self, key: str, op_id: str | None = None, method: str = "GET", path: str = "") -> Verdict:
-        if not self._rules:
-            return self._default.take(key)
         for matcher, bucket in self._rules:
             if matcher(op_id, method, path):
                 return bucket.take(key)

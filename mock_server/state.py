@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +135,16 @@ class MockState:
         self.shaping.set_latency(scn.get("latency", []))
         self.shaping.set_faults(scn.get("faults", []))
         self.journal.clear()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold the shared world's write lock around a change made off the request path (workers sharing a
+        world: records reach the shared log in number order; one process: nothing to hold)."""
+        if self.replicator is None:
+            yield
+            return
+        async with self.replicator.exclusive():
+            yield
 
     def parts(self) -> dict:
         """What a snapshot holds: the world and the baseline and shaping it runs under (not the request

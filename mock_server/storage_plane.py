@@ -19,8 +19,7 @@ simulators/blobstore.py; signatures are checked there too.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
@@ -160,7 +159,7 @@ async def _post_form(request: web.Request, world: World) -> web.StreamResponse:
 async def _store(request: web.Request, key: str, data: bytes, ctype: str, if_none_match: bool) -> str:
     """Keep the bytes (and, with --state-dir or --redis, log them before the answer); returns the ETag."""
     state = request.app[STATE]
-    async with _writing(state):
+    async with state.writing():  # the body was read before: an upload does not hold other workers up
         world = state.world
         now = world.clock.now()
         blob = blobstore(world).put(key, data, now, content_type=ctype, if_none_match=if_none_match)
@@ -171,24 +170,12 @@ async def _store(request: web.Request, key: str, data: bytes, ctype: str, if_non
 
 async def _store_part(request: web.Request, upload_id: str, number: int, data: bytes) -> str:
     state = request.app[STATE]
-    async with _writing(state):
+    async with state.writing():  # the body was read before: an upload does not hold other workers up
         world = state.world
         etag = blobstore(world).put_part(upload_id, number, data)
         if state.durability is not None:
             state.durability.blob_part(upload_id, number, data, world.clock.now())
     return etag
-
-
-@asynccontextmanager
-async def _writing(state: MockState) -> AsyncIterator[None]:
-    """Workers sharing a world write under its lock, like every other change: records reach the shared
-    log in the order of their numbers, and a snapshot taken under the lock holds every record before it.
-    (The body was read before: an upload in progress does not hold other workers' writes up.)"""
-    if state.replicator is None:
-        yield
-        return
-    async with state.replicator.exclusive():
-        yield
 
 
 async def _get(request: web.Request, world: World) -> web.StreamResponse:

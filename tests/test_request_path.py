@@ -42,7 +42,7 @@ def test_errors_carry_the_rate_limit_headers_and_one_key_is_required(mock, http)
         assert int(r.headers["X-RateLimit-Remaining"]) >= 0
     two = httpx.get(mock.base_url + "/projects/", headers=[(KEY, mock.api_key), (KEY, mock.api_key)])
     assert two.status_code == 400 and two.json()["detail"] == f"Send one {KEY} header, not 2."
-    # The first key still draws from its own bucket (a throttled caller cannot escape by repeating it).
+    # The first key is still resolved (its organisation is journaled), so repeating it escapes nothing.
     assert journal(mock)[-1]["organization"] == "acme-robotics"
 
 
