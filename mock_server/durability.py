@@ -130,11 +130,11 @@ class Durability:
                 events.bus(world).taken_over(record["uids"], record["w"])
             elif kind == "report":
                 bus = events.bus(world)
-                out = _outgoing(world, record)
-                if out is None:
+                found = bus.delivery(record["org"], record["uid"])
+                if found is None:  # the delivery is gone: nothing to record
                     bus.sending.pop(record["uid"], None)
-                else:
-                    bus.report(out, record["status"], record["text"])
+                else:  # what EventBus.report reads of a send: its organisation and its delivery
+                    bus.report(events.Outgoing("webhook", "", b"", {}, *found), record["status"], record["text"])
             elif kind == "blob":
                 bs = blobstore(world)
                 if record["op"] == "put":
@@ -211,12 +211,3 @@ class Durability:
             self.checkpoint()
         self.store.close()
 
-
-def _outgoing(world: Any, record: dict[str, Any]) -> events.Outgoing | None:
-    """The send a report answers (what ``EventBus.report`` reads of it: the organisation and the delivery)."""
-    from avala_mock.simulators import webhooks
-
-    store = world.stores.get(record["org"])
-    if store is None or record["uid"] not in webhooks.deliveries(store):
-        return None
-    return events.Outgoing("webhook", "", b"", {}, store, webhooks.deliveries(store).get(record["uid"]))

@@ -128,9 +128,11 @@ class EventWorker:
 
     def _report(self, bus: events.EventBus, out: events.Outgoing, status: int | None, text: str) -> None:
         world = self.state.world
-        if bus.world is not world:  # the world was rebuilt while the POST was out (a worker's reload)
-            bus = events.bus(world)
-            out = bus.current(out)  # the same send there, if the new world is waiting for it
+        if bus.world is not world:  # the world was replaced while the POST was out
+            if self.state.replicator is None:
+                return  # a reset, load or restore: the new world knows nothing of this send, or sends it itself
+            bus = events.bus(world)  # a worker rebuilt the same world (a reload): the send is still its own there
+            out = bus.current(out, self.state.replicator.worker)
             if out is None:
                 return
         now = world.clock.now()

@@ -11,8 +11,10 @@ Records (msgpack maps; ``k`` names the kind):
 * ``op``: an API or control operation that answered 2xx: ``op`` (operationId), ``t`` (virtual time,
   held for the whole operation), ``key`` (SHA-256 of the API key), ``path``, ``query``, ``body``,
   ``origin`` (the URL root it was called at), ``draws`` (secrets drawn, in order);
-* ``drain``: the event bus emitted what was due at ``t``;
-* ``report``: a webhook or callback send finished (``kind``, ``org``, ``uid``, ``status``, ``text``);
+* ``drain``: the event bus emitted what was due at ``t`` (``w``: the worker making its sends, when shared);
+* ``report``: a webhook send finished (``org``, ``uid``, ``status``, ``text``; agent callbacks are never answered);
+* ``takeover``: worker ``w`` makes the sends ``uids`` of a worker that stopped (shared logs only);
+* ``reload``: the world was replaced (reset, load, restore): other workers reload the snapshot (shared logs only);
 * ``blob``: bytes stored through the storage plane (``op`` put/part, ``key``/``upload``, ``data``).
 
 On disk (``FileLog``): ``snapshot.bin`` (the state at a point, written to a temporary file and renamed)

@@ -165,9 +165,9 @@ class EventBus:
             for uid, (org, sender) in list(self.sending.items()):
                 if senders is not None and sender not in senders:
                     continue
-                store = self.world.stores.get(org)
-                found = webhooks_mod.deliveries(store) if store is not None else None
-                out = self._delivery_post(store, found.get(uid)) if found is not None and uid in found else None
+                found = self.delivery(org, uid)
+                hook = _hook_of(*found) if found is not None else None
+                out = self._delivery_post(*found, hook) if hook is not None and found[1]["status"] == "pending" else None
                 if out is None:
                     del self.sending[uid]
                 else:
@@ -181,16 +181,20 @@ class EventBus:
             self._outbox.extend(self.unanswered())
             self.sending.clear()
 
-    def current(self, out: Outgoing) -> Outgoing | None:
-        """``out`` as a send of this bus's world (made for an earlier copy of it), if this world still waits for it."""
+    def current(self, out: Outgoing, sender: str | None) -> Outgoing | None:
+        """``out`` as a send of this bus's world (made for an earlier copy of it by ``sender``), if this world
+        still waits for it from that sender (not if another worker has taken it over)."""
         uid = out.record["uid"]
-        if out.kind != "webhook" or uid not in self.sending:
+        if out.kind != "webhook" or self.sending.get(uid, (None, None))[1] != sender:
             return None
-        store = self.world.stores.get(self.sending[uid][0])
+        found = self.delivery(self.sending[uid][0], uid)
+        return None if found is None else Outgoing(out.kind, out.url, out.body, out.headers, *found)
+
+    def delivery(self, org: str, uid: str) -> tuple[OrgStore, dict[str, Any]] | None:
+        """The organisation's store and its delivery ``uid``, if both still exist."""
+        store = self.world.stores.get(org)
         found = webhooks_mod.deliveries(store) if store is not None else None
-        if found is None or uid not in found:
-            return None
-        return Outgoing(out.kind, out.url, out.body, out.headers, store, found.get(uid))
+        return (store, found.get(uid)) if found is not None and uid in found else None
 
     def taken_over(self, uids: list[str], sender: str) -> None:
         """``sender`` makes these sends now (their worker died)."""
@@ -289,15 +293,10 @@ class EventBus:
         if simulated is not None:
             self._record(store, delivery, simulated[0], simulated[1], at)
             return
-        out = self._delivery_post(store, delivery)
-        if out is not None:
-            self._outbox.append(out)
+        self._outbox.append(self._delivery_post(store, delivery, hook))
 
-    def _delivery_post(self, store: OrgStore, delivery: dict[str, Any]) -> Outgoing | None:
-        """The signed POST of one attempt of ``delivery``; None when its subscription is gone or it is settled."""
-        hook = _hook_of(store, delivery)
-        if hook is None or delivery["status"] != "pending":
-            return None
+    def _delivery_post(self, store: OrgStore, delivery: dict[str, Any], hook: dict[str, Any]) -> Outgoing:
+        """The signed POST of one attempt of a pending ``delivery`` to ``hook``."""
         body = orjson.dumps({"event": delivery["event_type"], "payload": delivery["payload"]})
         hdrs = dispatch.headers(hook["_secret"], body, int(self.world.clock.now()), delivery["event_type"], delivery["uid"])
         return Outgoing("webhook", hook["target_url"], body, hdrs, store, delivery)
