@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import threading
 import time
 import uuid
 from typing import Any
+
+from avala_mock.mock_server.receiver import Received, WebhookReceiver
 
 SECOND_ORG_KEY = "avk_mock_secondary"
 
@@ -73,52 +76,34 @@ def spec_operations() -> frozenset[str]:
     return frozenset(Spec(default_spec_path()).operations)
 
 
-class HangingReceiver:
-    """A webhook receiver whose first POST never gets an answer (the sender is killed meanwhile); later
-    ones get 200. Records each delivery id it was sent."""
+class HangingReceiver(WebhookReceiver):
+    """A webhook receiver whose first POST gets no answer (its sender is stopped meanwhile); later ones 200."""
 
     def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.deliveries: list[str] = []
+        super().__init__()
         self.release = threading.Event()
-        outer = self
+        self.start()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.deliveries.append(self.headers.get("X-Avala-Delivery", ""))
-                if len(outer.deliveries) == 1:
-                    outer.release.wait(30)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+    def _record(self, item: Received) -> None:
+        super()._record(item)
+        if len(self.received) == 1:
+            self.release.wait(30)  # the first POST's handler holds its answer back
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def deliveries(self) -> list[str | None]:
+        """The delivery id of each POST, in order."""
+        return [r.delivery for r in self.received]
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
 
 
 def held_delivery(http: Any, receiver: HangingReceiver) -> str:
     """A webhook (test event) to ``receiver``: the delivery's uid once its POST is on its way, held there."""
     hook = http.post("/webhooks/", json={"target_url": receiver.url, "events": ["task.completed"]}).json()["uid"]
     delivery = http.post(f"/webhooks/{hook}/test/").json()["delivery"]
-    deadline = time.monotonic() + 10
-    while not receiver.deliveries:
-        assert time.monotonic() < deadline, "the delivery was never sent"
-        time.sleep(0.02)
+    receiver.wait_for(timeout=10)
     return delivery
 
 
